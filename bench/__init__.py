@@ -1,0 +1,1 @@
+"""Benchmarks for the portal, run with ``make bench`` (see ``bench.run`` and docs/benchmarks.md)."""

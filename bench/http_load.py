@@ -1,0 +1,84 @@
+"""A small HTTP load generator for the benchmarks: keep-alive clients in threads, latencies per request."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.common import BenchError
+
+CLIENTS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    latencies: list[float]
+    statuses: Counter[int]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def __add__(self, other: Load) -> Load:
+        return Load(
+            self.requests + other.requests,
+            self.seconds + other.seconds,
+            self.latencies + other.latencies,
+            self.statuses + other.statuses,
+        )
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+
+def load(port: int, paths: Sequence[str], headers: dict[str, str], seconds: float, clients: int = CLIENTS) -> Load:
+    """``clients`` threads, each with a keep-alive connection, cycling through ``paths`` until the deadline."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    statuses: list[Counter[int]] = [Counter() for _ in range(clients)]
+    errors: list[BaseException] = []
+    headers = {"Host": "127.0.0.1", **headers}
+    deadline = time.perf_counter() + seconds
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        i = k  # each client starts at a different path
+        try:
+            while (started := time.perf_counter()) < deadline:
+                conn.request("GET", paths[i % len(paths)], headers=headers)
+                response = conn.getresponse()
+                response.read()
+                latencies[k].append(time.perf_counter() - started)
+                statuses[k][response.status] += 1
+                i += 1
+                if response.will_close:
+                    conn.close()
+        except (OSError, http.client.HTTPException) as exc:
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise BenchError(f"{len(errors)} client(s) failed, first: {errors[0]!r}")
+    flat = [x for lat in latencies for x in lat]
+    return Load(len(flat), elapsed, flat, sum(statuses, Counter()))

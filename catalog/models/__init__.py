@@ -1,0 +1,37 @@
+from catalog.models.entities import (
+    LINEAGE_COMPONENTS,
+    Dataset,
+    DatasetSnapshot,
+    Deployment,
+    Environment,
+    Feature,
+    FeaturePin,
+    FeatureVersion,
+    Lifecycle,
+    Model,
+    ModelVersion,
+    Project,
+    Source,
+    WorkloadType,
+)
+from catalog.models.locations import Location, LocationEntity, LocationStatus
+
+__all__ = [
+    "LINEAGE_COMPONENTS",
+    "Dataset",
+    "DatasetSnapshot",
+    "Deployment",
+    "Environment",
+    "Feature",
+    "FeaturePin",
+    "FeatureVersion",
+    "Lifecycle",
+    "Location",
+    "LocationEntity",
+    "LocationStatus",
+    "Model",
+    "ModelVersion",
+    "Project",
+    "Source",
+    "WorkloadType",
+]
