@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Q
 
-from catalog.models import Dataset, Deployment, Feature, FeatureVersion, Model, ModelVersion, Project
+from catalog.models import Dataset, Feature, FeatureVersion, Model, ModelVersion, Project, SearchDoc
 
 SEARCH_KINDS = {"model": Model, "project": Project, "dataset": Dataset, "feature": Feature}
-MODEL_ONLY = ("task", "framework", "alias")
-LIFECYCLE_KINDS = ("model", "project")
+FACETS = ("kind", "team", "task", "framework", "lifecycle", "tag", "alias")
+NARROW = ("id", "kind", "name", "team", "task", "framework", "lifecycle", "tags", "aliases")
 
 
 @dataclass
@@ -21,100 +21,75 @@ class SearchResult:
     count: int = 0
 
 
-def _filtered(kind: str, params) -> object | None:
-    cls = SEARCH_KINDS[kind]
-    if any(params.get(f) for f in MODEL_ONLY) and kind != "model":
-        return None
-    if params.get("lifecycle") and kind not in LIFECYCLE_KINDS:
-        return None
-    qs = cls.objects.all()
-    if params.get("team"):
-        qs = qs.filter(team__slug=params["team"])
-    if params.get("tag"):
-        qs = qs.filter(tags__icontains=f'"{params["tag"]}"')
-    if params.get("lifecycle"):
-        qs = qs.filter(lifecycle=params["lifecycle"])
-    if kind == "model":
-        if params.get("task"):
-            qs = qs.filter(task__iexact=params["task"])
-        if params.get("framework"):
-            qs = qs.filter(framework__iexact=params["framework"])
-        if params.get("alias"):
-            alias = params["alias"]
-            qs = qs.filter(
-                Q(pk__in=ModelVersion.objects.filter(aliases__icontains=f'"{alias}"').values("model_id"))
-                | Q(pk__in=Deployment.objects.filter(environment=alias).values("model_version__model_id"))
-            )
-    q = (params.get("q") or "").strip()
+def _matching(params):
+    """Index rows matching the text and every filter except ``kind`` (the kind facet counts all kinds)."""
+    docs = SearchDoc.objects.all()
+    q = (params.get("q") or "").strip().lower()
     if q:
-        qs = qs.filter(
-            Q(name__icontains=q) | Q(description__icontains=q) | Q(tags__icontains=q) | Q(team__slug__icontains=q)
-        ).annotate(
-            rank=Case(
-                When(name__iexact=q, then=Value(100)),
-                When(name__istartswith=q, then=Value(60)),
-                When(name__icontains=q, then=Value(40)),
-                When(tags__icontains=q, then=Value(25)),
-                When(team__slug__iexact=q, then=Value(20)),
-                default=Value(10),
-                output_field=IntegerField(),
-            )
-        )
-    else:
-        qs = qs.annotate(rank=Value(0, output_field=IntegerField()))
-    return qs
+        docs = docs.filter(text__contains=q)
+    if params.get("team"):
+        docs = docs.filter(team=params["team"])
+    if params.get("tag"):
+        docs = docs.filter(tags__contains=SearchDoc.join([params["tag"]]))
+    if params.get("alias"):
+        docs = docs.filter(aliases__contains=SearchDoc.join([params["alias"]]))
+    for name in ("lifecycle", "task", "framework"):
+        if params.get(name):
+            docs = docs.filter(**{f"{name}__iexact": params[name]})
+    return docs, q
+
+
+def _rank(row: dict, q: str) -> int:
+    name = row["name"].lower()
+    if not q:
+        return 0
+    if name == q:
+        return 100
+    if name.startswith(q):
+        return 60
+    if q in name:
+        return 40
+    if q in row["tags"].lower():
+        return 25
+    if row["team"] == q:
+        return 20
+    return 10
 
 
 def catalog_search(params, limit: int = 20, offset: int = 0) -> SearchResult:
-    """Ranked results and facet counts: one query per kind (plus aliases), facets counted in Python."""
+    """Ranked results and facet counts from the search index: two queries whatever the catalog's size."""
     limit, offset = max(1, min(limit, 100)), max(0, min(offset, 10_000))
     wanted = params.get("kind")
-    kinds = [wanted] if wanted in SEARCH_KINDS else list(SEARCH_KINDS)
-    result = SearchResult()
-    facets = {name: Counter() for name in ("kind", "team", "task", "framework", "lifecycle", "tag", "alias")}
-    rows: list[dict] = []
-    for kind in SEARCH_KINDS:
-        qs = _filtered(kind, params)
-        if qs is None:
+    docs, q = _matching(params)
+    facets = {name: Counter() for name in FACETS}
+    rows = []
+    for row in docs.values(*NARROW):
+        facets["kind"][row["kind"]] += 1
+        if wanted in SEARCH_KINDS and row["kind"] != wanted:
             continue
-        if kind not in kinds:
-            facets["kind"][kind] = qs.count()
-            continue
-        fields = ["id", "name", "description", "team__slug", "tags", "rank"]
-        if kind in LIFECYCLE_KINDS:
-            fields.append("lifecycle")
-        if kind == "model":
-            fields += ["task", "framework"]
-        matched = list(qs.values(*fields))
-        facets["kind"][kind] = len(matched)
-        result.count += len(matched)
-        for row in matched:
-            facets["team"][row["team__slug"]] += 1
-            facets["tag"].update(t for t in row["tags"] or [] if isinstance(t, str))
-            for name in ("lifecycle", "task", "framework"):
-                if row.get(name):
-                    facets[name][row[name]] += 1
-            rows.append(
-                {
-                    "kind": kind,
-                    "name": row["name"],
-                    "team": row["team__slug"],
-                    "description": (row["description"] or "")[:200],
-                    "rank": row["rank"],
-                }
-            )
-        if kind == "model" and matched:
-            ids = {row["id"] for row in matched}
-            for model_id, aliases in (
-                ModelVersion.objects.exclude(aliases=[]).order_by().values_list("model_id", "aliases")
-            ):
-                if model_id in ids:
-                    facets["alias"].update(aliases)
-    rows.sort(key=lambda r: (-r["rank"], r["name"]))
-    for row in rows[offset : offset + limit]:
-        row.pop("rank")
-        row["url"] = SEARCH_KINDS[row["kind"]](name=row["name"]).get_absolute_url()
-        result.results.append(row)
+        rows.append(row)
+        facets["team"][row["team"]] += 1
+        for name in ("lifecycle", "task", "framework"):
+            if row[name]:
+                facets[name][row[name]] += 1
+        if row["tags"]:
+            facets["tag"].update(SearchDoc.split(row["tags"]))
+        if row["aliases"]:
+            facets["alias"].update(SearchDoc.split(row["aliases"]))
+    rows.sort(key=lambda r: (-_rank(r, q), r["name"]))
+    page = rows[offset : offset + limit]
+    descriptions = dict(SearchDoc.objects.filter(pk__in=[r["id"] for r in page]).values_list("id", "description"))
+    result = SearchResult(count=len(rows))
+    for row in page:
+        result.results.append(
+            {
+                "kind": row["kind"],
+                "name": row["name"],
+                "team": row["team"],
+                "description": descriptions.get(row["id"], ""),
+                "url": SEARCH_KINDS[row["kind"]](name=row["name"]).get_absolute_url(),
+            }
+        )
     result.facets = {name: dict(counter.most_common(20)) for name, counter in facets.items() if counter}
     return result
 

@@ -15,6 +15,7 @@ from catalog.models.entities import (
     WorkloadType,
 )
 from catalog.models.locations import Location, LocationEntity, LocationStatus
+from catalog.models.search import SearchDoc
 
 __all__ = [
     "LINEAGE_COMPONENTS",
@@ -32,6 +33,7 @@ __all__ = [
     "Model",
     "ModelVersion",
     "Project",
+    "SearchDoc",
     "Source",
     "WorkloadType",
 ]
