@@ -7,14 +7,22 @@ MLflow's registry tables (bulk-inserted through MLflow's own SQLAlchemy models
 into a database that ``SqlAlchemyStore(db_uri)`` created and migrated; the
 store's ``create_model_version`` would take minutes for 50,000 versions).
 
+The ``mlflow-runs`` side (for ``catalog_sync``) is the same registry plus what a
+real tracking server holds behind it: one experiment per project, and for every
+version its run, carrying the lineage contract's tags (catalog/services/lineage.py),
+params, metrics and, for some, a logged dataset input; the registered models carry
+the ``mlplatform.*`` tags the sync reads. A ``mlflow server`` serves it as is.
+
 The SQLite files are cached in ``.bench-cache/`` by their parameters. Worker:
-``python -m bench.catalog_gen portal|mlflow --size smoke|full [--db-uri URI]``
+``python -m bench.catalog_gen portal|mlflow|mlflow-runs --size smoke|full [--db-uri URI]``
 (the portal side reads ``DATABASE_URL``).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import random
 import shutil
 import tempfile
@@ -25,7 +33,8 @@ from typing import Any
 
 from bench.common import CACHE_DIR, PYTHON, Size, django_env, emit, run_json, setup_django, sqlite_url
 
-VERSION = 1  # bump when the generated rows change, so old cache files are not reused
+VERSION = 2  # bump when the generated rows change, so old cache files are not reused
+RUNS_VERSION = 1  # the same, for what the mlflow-runs side adds (runs, experiments, model tags)
 SEED = 20250607
 SIZES: dict[str, dict[str, int]] = {
     "smoke": {"teams": 20, "projects": 20, "models": 200, "versions": 2_000, "big": 500},
@@ -52,6 +61,19 @@ TAGS = [
 ]  # fmt: skip
 ALIASES = ["champion", "challenger", "production", "staging", "shadow"]
 ADJECTIVES = ["Real-time", "Nightly", "Gradient-boosted", "Transformer-based", "Calibrated", "Lightweight", "Ensemble"]
+RISK_TIERS = ["low", "medium", "medium", "high"]
+# Features the runs claim (mlplatform.feature_versions); catalog_sync registers them in the portal first.
+FEATURES = {
+    f"{domain}_{aggregate}": {
+        "computation_logic": f"{aggregate.split('_')[0].upper()}({domain}_value) OVER {aggregate.split('_')[1]}",
+        "null_handling": "zero_fill",
+        "data_type": "float32",
+        "source_table": f"{domain}_events",
+    }
+    for domain in DOMAINS[:10]
+    for aggregate in ("count_7d", "avg_30d")
+}
+UNREGISTERED_FEATURE = ("retired_feature", "0123456789ab")  # claimed by a few runs: the sync reports it
 
 
 @dataclass
@@ -230,6 +252,8 @@ def _portal(size: Size) -> dict[str, Any]:
                     ModelVersion.objects.bulk_create(batch, batch_size=1000)
                     batch.clear()
         ModelVersion.objects.bulk_create(batch, batch_size=1000)
+        # bulk_create sends no signals: index what was loaded, as a restore would (manage.py search_reindex).
+        call_command("search_reindex", stdout=io.StringIO())
     from django.db import connection
 
     if connection.vendor == "sqlite":
@@ -242,8 +266,12 @@ def _portal(size: Size) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "versions": spec.version_total, "models": len(spec.models)}
 
 
-def _mlflow(size: Size, db_uri: str) -> dict[str, Any]:
-    """Fill MLflow's registry tables: the store creates and migrates the schema, then bulk inserts."""
+def _mlflow(size: Size, db_uri: str, *, runs: bool = False) -> dict[str, Any]:
+    """Fill MLflow's tables: the store creates and migrates the schema, then bulk inserts.
+
+    Without ``runs``: the registry only (catalog_search's peer). With ``runs``: the same registry
+    rows, plus experiments, runs and the models' ``mlplatform.*`` tags (catalog_sync's server).
+    """
     from mlflow.store.model_registry.dbmodels.models import (
         SqlModelVersion,
         SqlRegisteredModel,
@@ -258,6 +286,7 @@ def _mlflow(size: Size, db_uri: str) -> dict[str, Any]:
     spec = catalog_spec(size)
     rnd = random.Random(SEED + 1)
     base_ms = 1_700_000_000_000
+    runs_writer = _RunsWriter(spec, db_uri) if runs else None
     with store.ManagedSessionMaker() as session:
         session.execute(
             insert(SqlRegisteredModel),
@@ -274,7 +303,8 @@ def _mlflow(size: Size, db_uri: str) -> dict[str, Any]:
         session.execute(
             insert(SqlRegisteredModelTag),
             [{"name": m.name, "key": t, "value": "true"} for m in spec.models for t in m.tags]
-            + [{"name": m.name, "key": "team", "value": m.team} for m in spec.models],
+            + [{"name": m.name, "key": "team", "value": m.team} for m in spec.models]
+            + (runs_writer.model_tags() if runs_writer else []),
         )
         aliases, batch = [], []
         for m in spec.models:
@@ -293,15 +323,166 @@ def _mlflow(size: Size, db_uri: str) -> dict[str, Any]:
                     }
                 )
                 aliases += [{"name": m.name, "alias": a, "version": r["version"]} for a in r["aliases"]]
+                if runs_writer:
+                    runs_writer.add(m, r)
                 if len(batch) >= 5000:
                     session.execute(insert(SqlModelVersion), batch)
                     batch = []
+                    if runs_writer:
+                        runs_writer.flush(session)
         if batch:
             session.execute(insert(SqlModelVersion), batch)
         if aliases:
             session.execute(insert(SqlRegisteredModelAlias), aliases)
+        if runs_writer:
+            runs_writer.flush(session)
     store.engine.dispose()
-    return {"seconds": time.perf_counter() - started, "versions": spec.version_total}
+    answer = {"seconds": time.perf_counter() - started, "versions": spec.version_total}
+    if runs_writer:
+        answer["runs"] = runs_writer.count
+    return answer
+
+
+class _RunsWriter:
+    """The runs behind the registry's versions, in MLflow's tracking tables, written in batches."""
+
+    def __init__(self, spec: CatalogSpec, db_uri: str) -> None:
+        from mlflow.store.tracking.dbmodels.models import SqlExperiment
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+        from sqlalchemy import insert
+
+        from catalog.services.features import feature_version_hash
+
+        self.rnd = random.Random(SEED + 2)  # apart from the registry's, so its rows stay the same
+        self.features = [(name, feature_version_hash(d)) for name, d in FEATURES.items()]
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        self.count = 0
+        # Experiment 0 ("Default", made by the tracking store) holds the runs of models without a project.
+        self.experiments = {name: i for i, (name, _, _) in enumerate(spec.projects, start=1)}
+        store = TrackingStore(db_uri, "mlflow-artifacts:/")
+        with store.ManagedSessionMaker() as session:
+            session.execute(
+                insert(SqlExperiment),
+                [
+                    {
+                        "experiment_id": i,
+                        "name": name,
+                        "artifact_location": f"mlflow-artifacts:/{i}",
+                        "lifecycle_stage": "active",
+                        "creation_time": 1_690_000_000_000,
+                        "last_update_time": 1_690_000_000_000,
+                    }
+                    for name, i in self.experiments.items()
+                ],
+            )
+        store.engine.dispose()
+        self.spec = spec
+
+    def model_tags(self) -> list[dict[str, str]]:
+        tags = []
+        for m in self.spec.models:
+            values = {
+                "mlplatform.team": m.team,
+                "mlplatform.task": m.task,
+                "mlplatform.framework": m.framework,
+                "mlplatform.risk_tier": self.rnd.choice(RISK_TIERS),
+            }
+            if m.project:
+                values["mlplatform.project"] = m.project
+            tags += [{"name": m.name, "key": k, "value": v} for k, v in values.items()]
+        return tags
+
+    def _add_row(self, table: str, **row: Any) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+    def add(self, m: ModelSpec, r: dict[str, Any]) -> None:
+        """One run for one version: its lineage has r["lineage"] of the six components (at least three)."""
+        rnd, run_id, lineage = self.rnd, r["run_id"], r["lineage"]
+        experiment = self.experiments.get(m.project or "", 0)
+        self.count += 1
+        self._add_row(
+            "runs",
+            run_uuid=run_id,
+            name=f"{m.name}-v{r['version']}",
+            source_type="LOCAL",
+            source_name="train.py",
+            entry_point_name="",
+            user_id="bench",
+            status="FINISHED",
+            start_time=r["created_ms"] - 900_000,
+            end_time=r["created_ms"] - 60_000,
+            source_version=r["commit"],
+            lifecycle_stage="active",
+            artifact_uri=f"mlflow-artifacts:/{experiment}/{run_id}/artifacts",
+            experiment_id=experiment,
+        )
+        tags = {"mlflow.source.git.commit": r["commit"], "mlflow.runName": f"{m.name}-v{r['version']}"}
+        tags["mlflow.user"] = "bench"
+        if lineage >= 3:
+            if rnd.random() < 0.3:  # a logged dataset input instead of the tag
+                self._dataset_input(m, run_id, experiment)
+            else:
+                tags["mlplatform.data_snapshot"] = f"s3://lake/{m.name}/snapshot-{r['version']}"
+        if lineage >= 4:
+            tags["mlplatform.image_digest"] = "sha256:" + _hex(rnd, 64)
+        if lineage >= 5:
+            claimed = dict(rnd.sample(self.features, rnd.randint(1, 3)))
+            if rnd.random() < 0.02:
+                claimed[UNREGISTERED_FEATURE[0]] = UNREGISTERED_FEATURE[1]
+            tags["mlplatform.feature_versions"] = json.dumps(claimed, sort_keys=True)
+            tags["mlplatform.features_pinned"] = "true" if lineage == 6 else "false"
+        for key, value in tags.items():
+            self._add_row("tags", key=key, value=value, run_uuid=run_id)
+        for key, value in r["params"].items():
+            self._add_row("params", key=key, value=str(value), run_uuid=run_id)
+        for key, value in r["metrics"].items():
+            metric = {"key": key, "value": value, "timestamp": r["created_ms"], "step": 0, "is_nan": False}
+            self._add_row("metrics", **metric, run_uuid=run_id)
+            self._add_row("latest_metrics", **metric, run_uuid=run_id)
+
+    def _dataset_input(self, m: ModelSpec, run_id: str, experiment: int) -> None:
+        name, digest = f"{m.name.split('-')[0]}_events", _hex(self.rnd, 8)
+        dataset_uuid, input_uuid = _hex(self.rnd, 32), _hex(self.rnd, 32)
+        self._add_row(
+            "datasets",
+            dataset_uuid=dataset_uuid,
+            experiment_id=experiment,
+            name=name,
+            digest=digest,
+            dataset_source_type="s3",
+            dataset_source=json.dumps({"uri": f"s3://lake/{name}/{digest}"}),
+            dataset_schema=None,
+            dataset_profile=None,
+        )
+        self._add_row(
+            "inputs",
+            input_uuid=input_uuid,
+            source_type="DATASET",
+            source_id=dataset_uuid,
+            destination_type="RUN",
+            destination_id=run_id,
+            step=0,
+        )
+        self._add_row("input_tags", input_uuid=input_uuid, name="mlflow.data.context", value="training")
+
+    def flush(self, session: Any) -> None:
+        from mlflow.store.tracking.dbmodels import models as t
+        from sqlalchemy import insert
+
+        tables = {
+            "runs": t.SqlRun,
+            "tags": t.SqlTag,
+            "params": t.SqlParam,
+            "metrics": t.SqlMetric,
+            "latest_metrics": t.SqlLatestMetric,
+            "datasets": t.SqlDataset,
+            "inputs": t.SqlInput,
+            "input_tags": t.SqlInputTag,
+        }
+        for table, cls in tables.items():  # parents first
+            if self.rows.get(table):
+                session.execute(insert(cls), self.rows[table])
+        self.rows.clear()
 
 
 def portal_cache_path(size: Size) -> Path:
@@ -314,16 +495,22 @@ def mlflow_cache_path(size: Size) -> Path:
     return CACHE_DIR / f"catalog-p{p['projects']}-m{p['models']}-v{p['versions']}-b{p['big']}-v{VERSION}-mlflow.sqlite3"
 
 
+def mlflow_runs_cache_path(size: Size) -> Path:
+    p = SIZES[size]
+    name = f"catalog-p{p['projects']}-m{p['models']}-v{p['versions']}-b{p['big']}-v{VERSION}-r{RUNS_VERSION}"
+    return CACHE_DIR / f"{name}-mlflow-runs.sqlite3"
+
+
 def ensure_sqlite(size: Size, side: str) -> tuple[Path, float | None]:
-    """The cached SQLite file of one side (portal or mlflow), and generation seconds if made now."""
-    path = portal_cache_path(size) if side == "portal" else mlflow_cache_path(size)
+    """The cached SQLite file of one side (portal, mlflow or mlflow-runs), and generation seconds if made now."""
+    path = {"portal": portal_cache_path, "mlflow": mlflow_cache_path, "mlflow-runs": mlflow_runs_cache_path}[side](size)
     if path.exists():
         return path, None
     CACHE_DIR.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-catalog-gen-", dir=CACHE_DIR) as tmp:
         partial = Path(tmp) / path.name
         args = [PYTHON, "-m", "bench.catalog_gen", side, "--size", size]
-        if side == "mlflow":
+        if side != "portal":
             args += ["--db-uri", f"sqlite:///{partial}"]
         answer = run_json(args, django_env(sqlite_url(partial), Path(tmp)))
         partial.rename(path)
@@ -338,11 +525,16 @@ def copy_sqlite(src: Path, dest_dir: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Worker: generate the bench catalog into one side's database.")
-    parser.add_argument("side", choices=["portal", "mlflow"])
+    parser.add_argument("side", choices=["portal", "mlflow", "mlflow-runs"])
     parser.add_argument("--size", choices=list(SIZES), required=True)
     parser.add_argument("--db-uri", help="SQLAlchemy URI of the MLflow database (mlflow side)")
     args = parser.parse_args()
-    emit(_portal(args.size) if args.side == "portal" else _mlflow(args.size, args.db_uri))
+    if args.side == "portal":
+        emit(_portal(args.size))
+    else:
+        if args.side == "mlflow-runs":
+            setup_django()  # for the feature version hashes (catalog.services.features)
+        emit(_mlflow(args.size, args.db_uri, runs=args.side == "mlflow-runs"))
 
 
 if __name__ == "__main__":

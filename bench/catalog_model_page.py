@@ -9,7 +9,6 @@ server, same clients.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -17,35 +16,13 @@ from pathlib import Path
 from bench.catalog_common import CLIENTS, GUNICORN_CMD, check, gunicorn, load
 from bench.catalog_gen import BIG_MODEL, SMALL_MODEL, copy_sqlite, ensure_sqlite, portal_cache_path
 from bench.catalog_gen import SIZES as GEN_SIZES
-from bench.common import ROOT, BenchError, Metric, Ratio, Result, Size, django_env
-from bench.http_load import Load
+from bench.common import ROOT, Metric, Ratio, Result, Size, django_env
+from bench.http_load import Load, session_login
 
 NAME = "catalog_model_page"
 TARGET_MS = 100
 SIZES = {"smoke": {"seconds": 1.0, "warmup": 0.5, "rounds": 1}, "full": {"seconds": 6.0, "warmup": 1.5, "rounds": 2}}
 PAGES = [("model page", "/catalog/models/{}/"), ("versions tab", "/catalog/models/{}/versions/")]
-
-
-def _login(port: int, password: str) -> str:
-    """Sign in as admin through the allauth form; the Cookie header of the session."""
-    import requests
-
-    base = f"http://127.0.0.1:{port}"
-    with requests.Session() as http:
-        page = http.get(f"{base}/accounts/login/", timeout=30)
-        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-        if page.status_code != 200 or not found:
-            raise BenchError(f"no login form at /accounts/login/ (HTTP {page.status_code})")
-        answer = http.post(
-            f"{base}/accounts/login/",
-            data={"csrfmiddlewaretoken": found[1], "login": "admin", "password": password},
-            headers={"Referer": f"{base}/accounts/login/"},
-            timeout=30,
-            allow_redirects=False,
-        )
-        if answer.status_code not in (302, 303) or "/accounts/login/" in answer.headers.get("Location", ""):
-            raise BenchError(f"login as admin failed (HTTP {answer.status_code})")
-        return "; ".join(f"{c.name}={c.value}" for c in http.cookies)
 
 
 def measure(size: Size) -> Result:
@@ -80,7 +57,7 @@ def measure(size: Size) -> Result:
         db = copy_sqlite(cached, var_dir)
         env = django_env(f"sqlite:///{db}", var_dir, ALLOWED_HOSTS="127.0.0.1", DEMO_PASSWORD=password)
         with gunicorn(env, var_dir / "gunicorn.log") as port:
-            headers = {"Cookie": _login(port, password)}
+            headers = {"Cookie": session_login(port, "admin", password)}
             for model in (BIG_MODEL, SMALL_MODEL):
                 for _, path in PAGES:
                     load(port, [path.format(model)], headers, s["warmup"] / 2)

@@ -45,6 +45,30 @@ class Load:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
 
+def session_login(port: int, username: str, password: str) -> str:
+    """Sign in through the allauth form (with its CSRF token); the Cookie header of the session."""
+    import re
+
+    import requests
+
+    base = f"http://127.0.0.1:{port}"
+    with requests.Session() as http:
+        page = http.get(f"{base}/accounts/login/", timeout=30)
+        found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        if page.status_code != 200 or not found:
+            raise BenchError(f"no login form at /accounts/login/ (HTTP {page.status_code})")
+        answer = http.post(
+            f"{base}/accounts/login/",
+            data={"csrfmiddlewaretoken": found[1], "login": username, "password": password},
+            headers={"Referer": f"{base}/accounts/login/"},
+            timeout=30,
+            allow_redirects=False,
+        )
+        if answer.status_code not in (302, 303) or "/accounts/login/" in answer.headers.get("Location", ""):
+            raise BenchError(f"login as {username} failed (HTTP {answer.status_code})")
+        return "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+
+
 def load(port: int, paths: Sequence[str], headers: dict[str, str], seconds: float, clients: int = CLIENTS) -> Load:
     """``clients`` threads, each with a keep-alive connection, cycling through ``paths`` until the deadline."""
     latencies: list[list[float]] = [[] for _ in range(clients)]

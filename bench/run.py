@@ -24,7 +24,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import api_me, audit_append, audit_verify, catalog_model_page, catalog_search
+from bench import (
+    api_me,
+    audit_append,
+    audit_verify,
+    catalog_model_page,
+    catalog_search,
+    catalog_sync,
+    governance_flow,
+    scaffolder_run,
+)
 from bench.common import ROOT, Result, Size
 
 BENCHMARKS: dict[str, Callable[[Size], Result]] = {
@@ -33,6 +42,9 @@ BENCHMARKS: dict[str, Callable[[Size], Result]] = {
     api_me.NAME: api_me.measure,
     catalog_search.NAME: catalog_search.measure,
     catalog_model_page.NAME: catalog_model_page.measure,
+    catalog_sync.NAME: catalog_sync.measure,
+    governance_flow.NAME: governance_flow.measure,
+    scaffolder_run.NAME: scaffolder_run.measure,
 }
 DOCS = ROOT / "docs" / "benchmarks.md"
 BUSY_THRESHOLD = 0.15

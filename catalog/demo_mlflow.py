@@ -96,6 +96,7 @@ class DemoModel:
     features: tuple[str, ...]
     versions: tuple[DemoVersion, ...]
     tags: dict[str, str] = field(default_factory=dict)
+    pins_features: bool = True  # demand_forecast_model does not: the seed's parity story needs it unpinned
 
 
 DEMO_MODELS = [
@@ -136,6 +137,7 @@ DEMO_MODELS = [
         features=(FORECAST_FEATURE,),
         versions=(DemoVersion({"alpha": 1.0}, description="Ridge on the rolling seven-day average."),),
         tags={contract.MODEL_TAG_WORKLOAD: "batch"},
+        pins_features=False,
     ),
     DemoModel(
         name="churn-propensity",
@@ -244,7 +246,8 @@ def _train_and_register(
         tags[contract.TAG_DATA_SNAPSHOT] = f"{data_uri}@{digest}"
     if "features" in version.parts and spec.features:
         tags[contract.TAG_FEATURE_VERSIONS] = json.dumps({name: claimed[name] for name in spec.features})
-        tags[contract.TAG_FEATURES_PINNED] = "true"
+        if spec.pins_features:
+            tags[contract.TAG_FEATURES_PINNED] = "true"
     if "image" in version.parts:
         tags[contract.TAG_IMAGE_DIGEST] = "sha256:" + hashlib.sha256(f"{spec.name}:{index}:image".encode()).hexdigest()
     run = client.create_run(experiment_id, tags=tags, run_name=f"{spec.name}-{index + 1}")

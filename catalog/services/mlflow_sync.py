@@ -8,9 +8,14 @@ version tags or run tags. Model-level fields come from the registered model's ta
 in the listing anyway, so they are compared in memory on every sync. Pass ``full=True`` to
 re-read everything, for example after run tags were added later.
 
-Runs are fetched in batches (``attributes.run_id IN (...)``, RUN_CHUNK ids per call), never
-one call per version. Each model and its versions are written in one transaction, with its
-``mlflow_updated_ms`` last, so a sync that fails part-way is picked up again by the next one.
+Models are read and written in groups of MODEL_CHUNK: one ``search_model_versions`` call for the
+group's versions (``name IN (...)``), runs in batches (``attributes.run_id IN (...)``, RUN_CHUNK
+ids per call), never one call per version; then one transaction with bulk inserts and updates, an
+audit event per created or changed model and version (appended in one batch), and each model's
+``mlflow_updated_ms`` in the same transaction as its versions, so a sync that fails part-way is
+picked up again by the next one. While a group is written, the next READ_AHEAD groups are read in
+background threads (MLflow calls only, no database): on a full sync the MLflow server is the slow
+side, and this keeps it busy.
 """
 
 from __future__ import annotations
@@ -19,15 +24,17 @@ import json
 import logging
 import math
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 from mlflow.entities.model_registry import ModelVersion as MlflowVersion
@@ -35,7 +42,7 @@ from mlflow.entities.model_registry import RegisteredModel
 from mlflow.exceptions import MlflowException, RestException
 
 from catalog.models import Model, ModelVersion, Project, Source, WorkloadType
-from catalog.services.entities import entity_save, model_version_sync
+from catalog.services.entities import VersionFromMlflow, entity_save, model_versions_sync
 from catalog.services.lineage import (
     MODEL_TAG_FRAMEWORK,
     MODEL_TAG_PROJECT,
@@ -48,14 +55,17 @@ from catalog.services.lineage import (
     lineage_from_run,
 )
 from portal.models import RiskTier, Team
+from portal.services.audit import PendingEvent, audit_record_many, snapshot
 from portal.services.jobs import JobContext
 from portal.services.teams import team_create
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE = 1000  # registered models, versions and experiments per page
-RUN_CHUNK = 100  # run ids per search_runs call
-FLUSH_RUNS = 1000  # pending run ids before the pending models are written (bounds memory)
+PAGE_SIZE = 1000  # registered models and experiments per page
+VERSION_PAGE = 10_000  # versions per page (MLflow's default maximum)
+MODEL_CHUNK = 100  # models per group: one search_model_versions call, one transaction
+RUN_CHUNK = 1000  # run ids per search_runs call (the server parses every id: larger calls save little)
+READ_AHEAD = 2  # groups read in background threads while one is written (requests in flight)
 CONNECT_TIMEOUT_SECONDS = 5.0
 UNASSIGNED_SLUG, UNASSIGNED_NAME = "unassigned", "Unassigned"
 RISK_TIERS = {label: value for value, label in RiskTier.choices}
@@ -69,10 +79,10 @@ class MlflowUnavailable(RuntimeError):
 
 @dataclass
 class _Pending:
-    """A changed registered model whose versions were read and whose runs are still to fetch."""
+    """A registered model to write: with its versions (read again from MLflow), or its own fields only."""
 
     rm: RegisteredModel
-    versions: list[MlflowVersion]
+    versions: list[MlflowVersion] | None
 
 
 @dataclass
@@ -130,12 +140,16 @@ def mlflow_sync(*, ctx: JobContext | None, tracking_uri: str, full: bool = False
         kind = "Full" if full else "Incremental"
         sync.log(f"Connected to {tracking_uri}: {len(sync.experiment_ids)} experiments. {kind} sync.")
     with sync.step("Registered models"):
-        registered = list(sync.pages(sync.client.search_registered_models, max_results=PAGE_SIZE))
-        sync.models = {m.name: m for m in Model.objects.select_related("team", "project")}
-        sync.projects = {p.name: p for p in Project.objects.all()}
-        sync.teams = {t.slug: t for t in Team.objects.all()}
-        stored_aliases, unsettled = _stored_versions()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # MLflow's listing is the slow part of a sync with nothing to write: read the catalog meanwhile.
+            listing = pool.submit(lambda: list(sync.pages(sync.client.search_registered_models, max_results=PAGE_SIZE)))
+            sync.models = {m.name: m for m in Model.objects.select_related("team", "project")}
+            sync.projects = {p.name: p for p in Project.objects.all()}
+            sync.teams = {t.slug: t for t in Team.objects.all()}
+            stored_aliases, unsettled = _stored_versions()
+            registered = listing.result()
         changed: list[RegisteredModel] = []
+        fields_only: list[_Pending] = []
         for rm in registered:
             model = sync.models.get(rm.name)
             aliases = {alias: int(version) for alias, version in (rm.aliases or {}).items()}
@@ -148,21 +162,23 @@ def mlflow_sync(*, ctx: JobContext | None, tracking_uri: str, full: bool = False
             ):
                 changed.append(rm)
             else:
-                _save_model(sync, rm, model_only=True)
+                fields_only.append(_Pending(rm, versions=None))
+        for start in range(0, len(fields_only), MODEL_CHUNK):
+            _write(sync, fields_only[start : start + MODEL_CHUNK], runs={})
         _mark_orphans(sync, {rm.name for rm in registered})
         sync.log(f"{len(registered)} registered models; {len(changed)} to read again.")
     with sync.step("Versions and runs"):
-        pending: list[_Pending] = []
-        for rm in changed:
-            sync.check_cancelled()
-            versions = list(
-                sync.pages(sync.client.search_model_versions, filter_string=name_filter(rm.name), max_results=PAGE_SIZE)
-            )
-            pending.append(_Pending(rm, [v for v in versions if v.name == rm.name]))
-            if len(_run_ids(pending)) >= FLUSH_RUNS:
-                _write(sync, pending)
-                pending = []
-        _write(sync, pending)
+        chunks = [changed[start : start + MODEL_CHUNK] for start in range(0, len(changed), MODEL_CHUNK)]
+        with closing(_read_ahead(lambda chunk: _read(sync, chunk), chunks, READ_AHEAD)) as reads:
+            for chunk, (versions, runs) in reads:
+                sync.check_cancelled()
+                group = [_Pending(rm, versions[rm.name]) for rm in chunk]
+                run_ids = _run_ids(group)
+                sync.counts["runs_read"] += len(runs)
+                if run_ids:
+                    batches = math.ceil(len(run_ids) / RUN_CHUNK)
+                    sync.log(f"Read {len(runs)} of {len(run_ids)} runs in {batches} batches.")
+                _write(sync, group, runs)
     with sync.step("Summary"):
         summary = {"models_seen": len(registered), **{key: sync.counts[key] for key in COUNTED}}
         summary["seconds"] = round(time.monotonic() - started, 3)
@@ -212,18 +228,48 @@ def _stored_versions() -> tuple[dict[int, dict[str, int]], set[int]]:
     return aliases, set(pending)
 
 
-def _run_ids(pending: list[_Pending]) -> set[str]:
-    return {v.run_id for p in pending for v in p.versions if v.run_id}
+def _run_ids(group: list[_Pending]) -> set[str]:
+    return {v.run_id for p in group for v in p.versions or [] if v.run_id}
 
 
-def _write(sync: _Sync, pending: list[_Pending]) -> None:
-    """Fetch the pending models' runs in batches, then write each model with its versions."""
-    if not pending:
-        return
-    runs = _fetch_runs(sync, sorted(_run_ids(pending)))
-    for item in pending:
-        sync.check_cancelled()
-        _save_model(sync, item.rm, versions=item.versions, runs=runs)
+def _read(sync: _Sync, chunk: list[RegisteredModel]) -> tuple[dict[str, list[MlflowVersion]], dict[str, Run]]:
+    """A group's versions and their runs. MLflow calls only: this runs in the read-ahead thread, with no database."""
+    versions = _versions_of(sync, [rm.name for rm in chunk])
+    return versions, _fetch_runs(sync, sorted({v.run_id for vs in versions.values() for v in vs if v.run_id}))
+
+
+def _versions_of(sync: _Sync, names: list[str]) -> dict[str, list[MlflowVersion]]:
+    """Every version of these models in one call (and pages); a name with a quote in it gets its own call."""
+    plain = [name for name in names if "'" not in name]
+    calls = [(name_filter(name), {name}) for name in names if "'" in name]  # name_filter may match more
+    if plain:
+        calls.append(("name IN ({})".format(", ".join(f"'{name}'" for name in plain)), set(plain)))
+    found: dict[str, list[MlflowVersion]] = {name: [] for name in names}
+    for filter_string, wanted in calls:
+        for v in sync.pages(sync.client.search_model_versions, filter_string=filter_string, max_results=VERSION_PAGE):
+            if v.name in wanted:
+                found[v.name].append(v)
+    return found
+
+
+def _read_ahead[T, R](fetch: Callable[[T], R], items: list[T], depth: int) -> Generator[tuple[T, R]]:
+    """Yield (item, fetch(item)) in order; up to ``depth`` next items are fetched in threads meanwhile.
+
+    Close it (``closing``) so its threads are let go at once if the caller stops early.
+    """
+    pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="mlflow-read-ahead")
+    try:
+        ahead: deque[tuple[T, Future[R]]] = deque()
+        for item in items:
+            ahead.append((item, pool.submit(fetch, item)))
+            if len(ahead) > depth:
+                done, future = ahead.popleft()
+                yield done, future.result()
+        while ahead:
+            done, future = ahead.popleft()
+            yield done, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _fetch_runs(sync: _Sync, run_ids: list[str]) -> dict[str, Run]:
@@ -239,9 +285,6 @@ def _fetch_runs(sync: _Sync, run_ids: list[str]) -> dict[str, Run]:
             max_results=RUN_CHUNK,
         ):
             runs[run.info.run_id] = run
-    sync.counts["runs_read"] += len(runs)
-    if run_ids:
-        sync.log(f"Read {len(runs)} of {len(run_ids)} runs in {math.ceil(len(run_ids) / RUN_CHUNK)} batches.")
     return runs
 
 
@@ -324,79 +367,155 @@ def _differs(model: Model, fields: dict[str, Any]) -> bool:
     return False
 
 
-def _save_model(
-    sync: _Sync,
-    rm: RegisteredModel,
-    *,
-    model_only: bool = False,
-    versions: list[MlflowVersion] | None = None,
-    runs: dict[str, Run] | None = None,
-) -> None:
-    """Write one model (and, unless model_only, its versions) in one transaction; write nothing if unchanged."""
+@dataclass
+class _ModelWrite:
+    model: Model  # with the new values, not saved yet
+    before: dict[str, Any] | None  # None: a new model
+    fields: tuple[str, ...]  # what the sync sets: only these are updated, so a concurrent edit of others is kept
+
+
+def _write(sync: _Sync, group: list[_Pending], runs: dict[str, Run]) -> None:
+    """Write a group of models (and the versions of those read again) in one transaction; nothing unchanged."""
+    from catalog.services.search_index import search_index_refresh
+
+    with transaction.atomic():
+        writes: dict[str, _ModelWrite] = {}
+        stored: list[_Pending] = []  # the models that exist once the group is written
+        for item in group:
+            try:
+                write = _model_write(sync, item)
+            except ValidationError as exc:  # one model the catalog cannot hold must not stop the sync
+                sync.log(f"{item.rm.name}: not stored: {'; '.join(exc.messages)}", "warning")
+                sync.counts["problems"] += 1
+                continue
+            if write is not None:
+                writes[item.rm.name] = write
+            stored.append(item)
+        _save_models(list(writes.values()))
+        for name, write in writes.items():
+            sync.models[name] = write.model
+        versions = _save_versions(sync, [item for item in stored if item.versions is not None], runs)
+        # The versions' writes refreshed their models' search entries; the other written models need it.
+        refreshed = {sync.models[name].pk for name, count in versions.items() if count}
+        search_index_refresh("model", {w.model.pk for w in writes.values()} - refreshed)
+    for item in stored:
+        written = versions.get(item.rm.name, 0)
+        write = writes.get(item.rm.name)
+        sync.counts["models_created"] += int(write is not None and write.before is None)
+        sync.counts["models_changed"] += int(write is not None or written > 0)
+        sync.counts["versions_written"] += written
+
+
+def _model_write(sync: _Sync, item: _Pending) -> _ModelWrite | None:
+    """The model with its new values, validated; None if nothing changed. Raises ValidationError."""
+    rm = item.rm
     model = sync.models.get(rm.name)
     fields = _model_fields(sync, rm, model)
-    if not model_only:
-        numbers = [int(v.version) for v in versions or []]
+    if item.versions is not None:
+        numbers = [int(v.version) for v in item.versions]
         fields.update(
             mlflow_updated_ms=rm.last_updated_timestamp,
             version_count=len(numbers),
             latest_version=max(numbers) if numbers else None,
         )
-    if model_only and model is not None and not _differs(model, fields):
-        return
-    written, versions_written, created = 0, 0, False
-    try:
-        with transaction.atomic():
-            if model is None or _differs(model, fields):
-                if "project" in fields:
-                    fields["project"] = _project(sync, fields["project"], fields.get("team") or model.team)  # type: ignore[union-attr]
-                extra = {"source": Source.MLFLOW} if model is None else {}
-                model, created = entity_save(actor=None, kind="model", name=rm.name, **fields, **extra)
-                written += 1
-            if not model_only:
-                versions_written = _save_versions(sync, model, rm, versions or [], runs or {})
-                written += versions_written
-    except ValidationError as exc:  # one model the catalog cannot hold must not stop the sync
-        sync.log(f"{rm.name}: not stored: {'; '.join(exc.messages)}", "warning")
-        sync.counts["problems"] += 1
-        sync.projects = {p.name: p for p in Project.objects.all()}  # drop any rolled back with it
-        return
-    sync.models[rm.name] = model
-    sync.counts["models_created"] += int(created)
-    sync.counts["models_changed"] += int(written > 0)
-    sync.counts["versions_written"] += versions_written
+    if model is not None and not _differs(model, fields):
+        return None
+    if model is None:
+        new, before = Model(name=rm.name, source=Source.MLFLOW), None
+    else:
+        new, before = _copy(model), snapshot(model)
+    names = tuple(sorted(fields))
+    project = fields.pop("project", None)
+    for key, value in fields.items():
+        setattr(new, key, value)
+    # Team and project are rows just read or created, and names are unique by construction (one map
+    # by name, and the database's unique index behind it): skip the query per model those checks cost.
+    new.full_clean(exclude=["team", "project"], validate_unique=False)
+    if project is not None:
+        new.project = _project(sync, project, new.team)
+    return _ModelWrite(new, before, names)
 
 
-def _save_versions(
-    sync: _Sync, model: Model, rm: RegisteredModel, versions: list[MlflowVersion], runs: dict[str, Run]
-) -> int:
-    by_version: dict[int, list[str]] = {}
-    for alias, number in (rm.aliases or {}).items():
-        by_version.setdefault(int(number), []).append(alias)
-    written = 0
-    for v in sorted(versions, key=lambda v: int(v.version)):
-        number = int(v.version)
-        lineage = _lineage(v.run_id or "", runs)
-        _, changed, problems = model_version_sync(
-            model=model,
-            version=number,
-            run_id=v.run_id or "",
-            status=str(v.status or ""),
-            aliases=sorted(set(by_version.get(number, [])) | set(v.aliases or [])),
-            description=v.description or "",
-            source_uri=v.source or "",
-            lineage=lineage,
-            created_ms=v.creation_timestamp,
-            updated_ms=v.last_updated_timestamp,
-        )
-        written += int(changed)
-        for problem in problems:
-            sync.log(f"{model.name} v{number}: {problem}", "warning")
-        sync.counts["problems"] += len(problems)
-    gone = set(model.versions.values_list("version", flat=True)) - {int(v.version) for v in versions}
-    if gone:
-        sync.log(f"{model.name}: versions {sorted(gone)} are no longer in MLflow (kept in the catalog).", "warning")
-    sync.log(f"{model.name}: {len(versions)} versions, {written} written.")
+def _copy(model: Model) -> Model:
+    """A detached copy to change, so a model that fails validation leaves the cached one as it was."""
+    copy = Model(**{f.attname: getattr(model, f.attname) for f in Model._meta.concrete_fields})
+    copy._state.adding, copy._state.db = False, model._state.db
+    copy.team, copy.project = model.team, model.project  # read already (select_related), or set by the sync
+    return copy
+
+
+def _save_models(writes: list[_ModelWrite]) -> None:
+    """Insert and update in bulk, with an audit event each (``model.create`` / ``model.update``)."""
+    if not writes:
+        return
+    Model.objects.bulk_create([w.model for w in writes if w.before is None], batch_size=500)
+    now = timezone.now()
+    updated: dict[tuple[str, ...], list[Model]] = {}  # by the fields set (few different sets)
+    for w in writes:
+        if w.before is not None:
+            w.model.updated_at = now
+            updated.setdefault(w.fields, []).append(w.model)
+    for fields, models in updated.items():
+        Model.objects.bulk_update(models, [*fields, "updated_at"], batch_size=500)
+    audit_record_many(
+        [
+            PendingEvent(
+                action="model.create" if w.before is None else "model.update",
+                object_type=Model._meta.label_lower,
+                object_id=str(w.model.pk),
+                before=w.before,
+                after=snapshot(w.model),
+            )
+            for w in writes
+        ]
+    )
+
+
+def _save_versions(sync: _Sync, items: list[_Pending], runs: dict[str, Run]) -> dict[str, int]:
+    """Upsert the versions of these models in one batch and log what happened; versions written per model."""
+    batch: list[VersionFromMlflow] = []
+    for item in items:
+        model = sync.models[item.rm.name]
+        by_version: dict[int, list[str]] = {}
+        for alias, number in (item.rm.aliases or {}).items():
+            by_version.setdefault(int(number), []).append(alias)
+        for v in sorted(item.versions or [], key=lambda v: int(v.version)):
+            number = int(v.version)
+            batch.append(
+                VersionFromMlflow(
+                    model=model,
+                    version=number,
+                    run_id=v.run_id or "",
+                    status=str(v.status or ""),
+                    aliases=sorted(set(by_version.get(number, [])) | set(v.aliases or [])),
+                    description=v.description or "",
+                    source_uri=v.source or "",
+                    lineage=_lineage(v.run_id or "", runs),
+                    created_ms=v.creation_timestamp,
+                    updated_ms=v.last_updated_timestamp,
+                )
+            )
+    results = iter(model_versions_sync(batch))
+    stored: dict[int, set[int]] = {}
+    for model_id, number in ModelVersion.objects.filter(
+        model_id__in=[sync.models[item.rm.name].pk for item in items]
+    ).values_list("model_id", "version"):
+        stored.setdefault(model_id, set()).add(number)
+    written: dict[str, int] = {}
+    for item in items:
+        model = sync.models[item.rm.name]
+        count = 0
+        for v in sorted(item.versions or [], key=lambda v: int(v.version)):
+            synced = next(results)
+            count += int(synced.changed)
+            for problem in synced.problems:
+                sync.log(f"{model.name} v{v.version}: {problem}", "warning")
+            sync.counts["problems"] += len(synced.problems)
+        gone = stored.get(model.pk, set()) - {int(v.version) for v in item.versions or []}
+        if gone:
+            sync.log(f"{model.name}: versions {sorted(gone)} are no longer in MLflow (kept in the catalog).", "warning")
+        sync.log(f"{model.name}: {len(item.versions or [])} versions, {count} written.")
+        written[item.rm.name] = count
     return written
 
 

@@ -1,4 +1,4 @@
-from portal.models.audit import AuditCheckpoint, AuditEvent, AuditHead
+from portal.models.audit import AuditCheckpoint, AuditEvent, AuditExportDigest, AuditHead
 from portal.models.identity import Membership, PlatformRole, RiskTier, RoleGrant, Team, TeamRole
 from portal.models.jobs import Job, JobLogLine, JobStatus
 from portal.models.tokens import ApiToken, Scope
@@ -7,6 +7,7 @@ __all__ = [
     "ApiToken",
     "AuditCheckpoint",
     "AuditEvent",
+    "AuditExportDigest",
     "AuditHead",
     "Job",
     "JobLogLine",

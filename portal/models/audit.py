@@ -72,3 +72,20 @@ class AuditCheckpoint(models.Model):
 
     def message(self) -> bytes:
         return f"portal-audit-checkpoint:{self.seq}:{self.hash}:{self.timestamp}".encode()
+
+
+class AuditExportDigest(models.Model):
+    """What an export contained, signed (CloudTrail-style): the file's SHA-256, its first and last events, the
+    previous digest's hash. ``payload`` is the exact signed text; ``signature`` is Ed25519 over it, base64."""
+
+    payload = models.TextField()
+    payload_sha256 = models.CharField(max_length=64, unique=True)
+    signature = models.CharField(max_length=100)
+    public_key_pem = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"export digest {self.payload_sha256[:12]}"

@@ -36,6 +36,14 @@ class JobCancelled(Exception):
     pass
 
 
+class JobRetry(Exception):
+    """A transient failure (a service down): the job is queued again while it has attempts left."""
+
+    def __init__(self, message: str, *, delay: float | None = None):
+        super().__init__(message)
+        self.delay = delay
+
+
 def job_handler(kind: str) -> Callable:
     def register(fn: Callable) -> Callable:
         _HANDLERS[kind] = fn
@@ -78,11 +86,11 @@ def job_enqueue(
     return job
 
 
-def _dispatch(job_id: int) -> None:
+def _dispatch(job_id: int, countdown: float = 0) -> None:
     from portal.tasks import run_job
 
     try:
-        run_job.delay(job_id)
+        run_job.apply_async((job_id,), countdown=countdown or None)
     except Exception:  # broker down: the job stays queued and the reaper re-sends it
         logger.exception("could not send job %s to the broker", job_id)
 
@@ -186,6 +194,18 @@ def job_run(*, job_id: int, worker: str | None = None) -> str | None:
         except JobCancelled:
             status, error = JobStatus.CANCELLED, "Cancelled while running."
             ctx.log("Cancelled.", level="warning")
+        except JobRetry as exc:
+            status, error = JobStatus.FAILED, str(exc)
+            if job.attempts < job.max_attempts:
+                delay = settings.JOB_RETRY_SECONDS * 2 ** (job.attempts - 1) if exc.delay is None else exc.delay
+                ctx.log(
+                    f"{exc} Attempt {job.attempts} of {job.max_attempts}; retrying in {delay:g} s.", level="warning"
+                )
+                heartbeat.stopped.set()
+                heartbeat.join(timeout=5)
+                _requeue(job, error=str(exc), delay=delay)
+                return JobStatus.QUEUED
+            ctx.log(f"{exc} No attempts left ({job.attempts} of {job.max_attempts}).", level="error")
         except Exception as exc:
             status, error = JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
             ctx.log(error, level="error")
@@ -195,6 +215,13 @@ def job_run(*, job_id: int, worker: str | None = None) -> str | None:
             heartbeat.join(timeout=5)
         _finish(job, status=status, result=result, error=error)
     return status
+
+
+def _requeue(job: Job, *, error: str, delay: float) -> None:
+    with transaction.atomic():
+        if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(status=JobStatus.QUEUED, error=error):
+            audit_record(action="job.retry", obj=job, after={"error": error, "delay_seconds": delay})
+            transaction.on_commit(lambda: _dispatch(job.pk, countdown=delay))
 
 
 def _finish(job: Job, *, status: str, result: Any, error: str) -> None:

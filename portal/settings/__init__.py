@@ -208,10 +208,57 @@ CATALOG_DESCRIPTOR_MAX_BYTES = env_int("CATALOG_DESCRIPTOR_MAX_BYTES", 262144)
 CATALOG_DESCRIPTOR_MAX_ALIASES = env_int("CATALOG_DESCRIPTOR_MAX_ALIASES", 100)
 CATALOG_DESCRIPTOR_MAX_NODES = env_int("CATALOG_DESCRIPTOR_MAX_NODES", 20000)
 CATALOG_GIT_BINARY = env_str("CATALOG_GIT_BINARY", "git")
+# Scaffolder (docs/scaffolder.md): golden-path templates rendered in an isolated process, pushed to a git server.
+GIT_PROVIDER = env_str("GIT_PROVIDER", "embedded")
+GIT_REPOS_DIR = Path(env_str("GIT_REPOS_DIR", str(VAR_DIR / "git")))
+# Base URL users clone from (and the portal pushes to); the embedded server answers under /git/.
+GIT_SERVER_URL = env_str("GIT_SERVER_URL", SITE_URL.rstrip("/") + "/git").rstrip("/")
+GIT_MAX_PUSH_MB = env_int("GIT_MAX_PUSH_MB", 200)
+GIT_TIMEOUT_SECONDS = env_int("GIT_TIMEOUT_SECONDS", 60)
+SCAFFOLDER_WORK_DIR = Path(env_str("SCAFFOLDER_WORK_DIR", str(VAR_DIR / "scaffolder")))
+SCAFFOLDER_SANDBOX = env_str("SCAFFOLDER_SANDBOX", "auto")
+if SCAFFOLDER_SANDBOX not in {"auto", "namespaces", "none"}:
+    raise ImproperlyConfigured("SCAFFOLDER_SANDBOX must be 'auto', 'namespaces' or 'none'.")
+SCAFFOLDER_ALLOW_UNISOLATED = env_bool("SCAFFOLDER_ALLOW_UNISOLATED", False)
+SCAFFOLDER_SANDBOX_UID = env_int("SCAFFOLDER_SANDBOX_UID", 65534)
+SCAFFOLDER_SANDBOX_HIDE = env_list("SCAFFOLDER_SANDBOX_HIDE")
+SCAFFOLDER_RENDER_TIMEOUT_SECONDS = env_int("SCAFFOLDER_RENDER_TIMEOUT_SECONDS", 60)
+SCAFFOLDER_RENDER_CPU_SECONDS = env_int("SCAFFOLDER_RENDER_CPU_SECONDS", 60)
+SCAFFOLDER_RENDER_MEMORY_MB = env_int("SCAFFOLDER_RENDER_MEMORY_MB", 1024)
+SCAFFOLDER_RENDER_MAX_FILE_MB = env_int("SCAFFOLDER_RENDER_MAX_FILE_MB", 20)
+SCAFFOLDER_RENDER_MAX_FILES = env_int("SCAFFOLDER_RENDER_MAX_FILES", 5000)
+SCAFFOLDER_RENDER_MAX_TOTAL_MB = env_int("SCAFFOLDER_RENDER_MAX_TOTAL_MB", 100)
 AUDIT_SIGNING_KEY_FILE = Path(env_str("AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "audit-signing-key.pem")))
 AUDIT_CHECKPOINT_EVERY_SECONDS = env_int("AUDIT_CHECKPOINT_EVERY_SECONDS", 60)
 JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 5)
 JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 60)
+JOB_RETRY_SECONDS = env_int("JOB_RETRY_SECONDS", 15)  # first retry of a transient failure; doubles each time
+
+# --- Governance -------------------------------------------------------------
+# The environment manifest repository the apply job commits to (GitOps): a git URL or a local
+# path; a local path that does not exist yet is created as a bare repository.
+GOVERNANCE_MANIFEST_REPO = env_str("GOVERNANCE_MANIFEST_REPO", str(VAR_DIR / "git" / "environments.git"))
+GOVERNANCE_APPLY_ATTEMPTS = env_int("GOVERNANCE_APPLY_ATTEMPTS", 5)
+# Outgoing webhooks to loopback, link-local, private or metadata addresses are refused unless this is on.
+GOVERNANCE_WEBHOOK_ALLOW_PRIVATE = env_bool("GOVERNANCE_WEBHOOK_ALLOW_PRIVATE", False)
+
+# --- E-mail (notifications) -------------------------------------------------
+# Django 6.1's MAILERS; the console backend (the worker's output) unless EMAIL_BACKEND says otherwise.
+_smtp = {
+    "host": env_str("EMAIL_HOST", "localhost"),
+    "port": env_int("EMAIL_PORT", 25),
+    "username": env_str("EMAIL_HOST_USER", ""),
+    "password": env_str("EMAIL_HOST_PASSWORD", ""),
+    "use_tls": env_bool("EMAIL_USE_TLS", False),
+}
+_mail_backend = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+MAILERS = {
+    "default": {"BACKEND": _mail_backend, "OPTIONS": _smtp if _mail_backend.endswith(".smtp.EmailBackend") else {}}
+}
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ML Platform Portal <portal@localhost>")
 HEALTH_TIMEOUT_SECONDS = float(env_str("HEALTH_TIMEOUT_SECONDS", "1.5"))
 HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", 15)
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")
@@ -229,6 +276,8 @@ if CELERY_BROKER_URL.startswith("filesystem"):  # noqa: F405
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # The worker lists the folder this often (kombu's default is 1 s): jobs start within ~0.1 s.
+        "polling_interval": float(env_str("CELERY_FILESYSTEM_POLL_SECONDS", "0.1")),
     }
 
 LOGGING = {

@@ -42,9 +42,18 @@ class Command(BaseCommand):
         from catalog.services.webhooks import mlflow_webhook_register
 
         try:
+            call_command("seed_scaffolder_demo")  # the golden-path templates (no MLflow needed)
+        except Exception as exc:
+            self.stderr.write(f"Could not register the golden-path templates: {exc}")
+        try:
             call_command("seed_descriptor_demo")
             call_command("seed_mlflow_demo")
             mlflow_webhook_register(tracking_uri=settings.MLFLOW_TRACKING_URI, portal_url=settings.SITE_URL)
             call_command("sync_mlflow")
         except Exception as exc:  # the portal still works; say what failed
             self.stderr.write(f"Could not load the demo models into MLflow: {exc}")
+            return
+        try:
+            call_command("seed_governance_demo")
+        except Exception as exc:
+            self.stderr.write(f"Could not create the demo promotion requests: {exc}")
