@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.catalog_common import CLIENTS, GUNICORN_CMD, check, gunicorn, load
 from bench.catalog_gen import BIG_MODEL, SMALL_MODEL, copy_sqlite, ensure_sqlite, portal_cache_path
 from bench.catalog_gen import SIZES as GEN_SIZES
-from bench.common import ROOT, Metric, Ratio, Result, Size, django_env
+from bench.common import ROOT, Metric, Ratio, Result, Size, django_env, manage
 from bench.http_load import Load, session_login
 
 NAME = "catalog_model_page"
@@ -56,6 +56,7 @@ def measure(size: Size) -> Result:
             result.notes.append(f"catalog generated now in {took:.0f} s (now cached)")
         db = copy_sqlite(cached, var_dir)
         env = django_env(f"sqlite:///{db}", var_dir, ALLOWED_HOSTS="127.0.0.1", DEMO_PASSWORD=password)
+        manage("migrate", "--verbosity", "0", env=env)  # a cached catalog may predate the latest migrations
         with gunicorn(env, var_dir / "gunicorn.log") as port:
             headers = {"Cookie": session_login(port, "admin", password)}
             for model in (BIG_MODEL, SMALL_MODEL):

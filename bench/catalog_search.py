@@ -119,6 +119,7 @@ def _run_backend(
     label: str, portal_url: str, mlflow_uri: str, var_dir: Path, s: dict[str, Any]
 ) -> tuple[Load, Load, Load, int, dict[str, list[float]]]:
     env = django_env(portal_url, var_dir, ALLOWED_HOSTS="127.0.0.1")
+    manage("migrate", "--verbosity", "0", env=env)  # a cached catalog may predate the latest migrations
     token = manage("create_token", "--user", "admin", "--name", "bench", env=env).strip()
     headers = {"Authorization": f"Bearer {token}"}
     with gunicorn(env, var_dir / f"gunicorn-{label}.log") as port:

@@ -36,7 +36,11 @@ def _where(params) -> tuple[str, list]:
     if q:
         # The text column is stored lower-cased, so a plain substring test is exact. SQLite's instr() is a
         # byte scan, several times faster than LIKE; PostgreSQL's LIKE uses the pg_trgm index.
-        if connection.vendor == "sqlite":
+        if connection.vendor == "sqlite" and len(q) >= 3 and _has_fts():
+            # The trigram FTS5 index (migration 0005) finds substrings without reading every row.
+            clauses.append(f"id IN (SELECT rowid FROM {FTS} WHERE {FTS} MATCH %s)")
+            args.append('"' + q.replace('"', '""') + '"')
+        elif connection.vendor == "sqlite":
             clauses.append("instr(text, %s) > 0")
             args.append(q)
         else:
@@ -54,6 +58,20 @@ def _where(params) -> tuple[str, list]:
             clauses.append(f"lower({column}) = %s")
             args.append(params[column].lower())
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+FTS = "catalog_searchdoc_fts"
+_fts_present: dict[str, bool] = {}
+
+
+def _has_fts() -> bool:
+    """Whether this SQLite database has the trigram index (once per database file and process)."""
+    name = str(connection.settings_dict["NAME"])
+    if name not in _fts_present:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = %s", [FTS])
+            _fts_present[name] = cursor.fetchone() is not None
+    return _fts_present[name]
 
 
 def _rank(row: tuple, q: str) -> int:
@@ -86,12 +104,13 @@ def catalog_search(params, limit: int = 20, offset: int = 0) -> SearchResult:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {NARROW} FROM {SearchDoc._meta.db_table}{where}", args)
         matched = cursor.fetchall()
-    facets = {"kind": Counter(row[KIND] for row in matched)}
+    facets = {"kind": Counter(map(itemgetter(KIND), matched))}
     rows = [row for row in matched if row[KIND] == wanted] if wanted in SEARCH_KINDS else matched
     for name, column in (("team", TEAM), ("task", TASK), ("framework", FRAMEWORK), ("lifecycle", LIFECYCLE)):
-        facets[name] = Counter(row[column] for row in rows if row[column])
-    facets["tag"] = _values(row[TAGS] for row in rows)
-    facets["alias"] = _values(row[ALIASES] for row in rows)
+        facets[name] = Counter(map(itemgetter(column), rows))
+        facets[name].pop("", None)
+    facets["tag"] = _values(map(itemgetter(TAGS), rows))
+    facets["alias"] = _values(map(itemgetter(ALIASES), rows))
     rows.sort(key=(lambda r: (-_rank(r, q), r[NAME])) if q else itemgetter(NAME))
     page = rows[offset : offset + limit]
     descriptions = dict(SearchDoc.objects.filter(pk__in=[r[ID] for r in page]).values_list("id", "description"))

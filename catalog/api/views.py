@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -14,6 +16,7 @@ from catalog import filtersets, selectors
 from catalog.api import serializers as s
 from catalog.models import Dataset, Deployment, Feature, FeaturePin, FeatureVersion, Model, ModelVersion, Project
 from catalog.permissions import require_read
+from catalog.selectors import URL_SAFE
 from catalog.services import entities as entity_service
 from catalog.services import features as feature_service
 
@@ -206,10 +209,13 @@ class SearchView(ReadableMixin, APIView):
             query = request.query_params.copy()
             query["offset"] = str(following)
             next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        # One reverse() per kind, not per row: search is the hottest endpoint.
+        base = request.build_absolute_uri("/")[:-1]
+        prefixes = {kind: base + s.api_url(kind, "x")[: -len("x/")] for kind in {r["kind"] for r in result.results}}
         return Response(
             {
                 "results": [
-                    r | {"api_url": request.build_absolute_uri(s.api_url(r["kind"], r["name"]))} for r in result.results
+                    r | {"api_url": f"{prefixes[r['kind']]}{quote(r['name'], safe=URL_SAFE)}/"} for r in result.results
                 ],
                 "facets": result.facets,
                 "count": result.count,

@@ -86,3 +86,30 @@ def test_search_runs_the_same_queries_for_three_models_or_three_hundred(demo_use
     Model.objects.bulk_create([Model(name=f"load-more-{i}", team=team, tags=["t"]) for i in range(300)])
     search_index_rebuild()
     assert queries() == few == 2
+
+
+def test_the_sqlite_trigram_index_finds_exactly_what_a_substring_scan_finds(demo_users):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the FTS5 index is SQLite's; PostgreSQL uses pg_trgm")
+    from catalog.selectors import _has_fts
+
+    assert _has_fts()
+    team = Team.objects.get(slug="fraud")
+    names = ["card-fraud-xgb", "Fraudster-Ranker", "churn", "fra", "ufraud", 'quo"te-fraud']
+    Model.objects.bulk_create([Model(name=n, team=team, description=f"about {n}") for n in names])
+    search_index_rebuild()
+    for q in ["fraud", "FRAUD", "fra", "ra", "o\"te", "xgb", "nothing-here"]:
+        expected = sorted(n for n in names if q.lower() in f"{n} fraud about {n}".lower())
+        assert sorted(r["name"] for r in catalog_search({"q": q}, limit=100).results) == expected, q
+
+
+def test_search_links_match_the_routes_they_point_to(demo_users, api_client, make_token):
+    from django.urls import reverse
+
+    make_model("odd name+1", team="fraud")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(demo_users['dana'], 'read')}")
+    row = api_client.get("/api/v1/catalog/search/?q=odd").json()["results"][0]
+    assert row["url"] == reverse("catalog:model_detail", args=["odd name+1"])
+    assert row["api_url"] == "http://testserver" + reverse("catalog-model-detail", args=["odd name+1"])
