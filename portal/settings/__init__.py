@@ -243,7 +243,8 @@ GOVERNANCE_APPLY_ATTEMPTS = env_int("GOVERNANCE_APPLY_ATTEMPTS", 5)
 GOVERNANCE_WEBHOOK_ALLOW_PRIVATE = env_bool("GOVERNANCE_WEBHOOK_ALLOW_PRIVATE", False)
 
 # --- E-mail (notifications) -------------------------------------------------
-# Django 6.1's MAILERS; the console backend (the worker's output) unless EMAIL_BACKEND says otherwise.
+# Django 6.1's MAILERS. Outside production, mail is written to files under VAR_DIR/mail (one per message)
+# unless EMAIL_BACKEND says otherwise; in production the SMTP settings below apply.
 _smtp = {
     "host": env_str("EMAIL_HOST", "localhost"),
     "port": env_int("EMAIL_PORT", 25),
@@ -253,11 +254,14 @@ _smtp = {
 }
 _mail_backend = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.filebased.EmailBackend",
 )
-MAILERS = {
-    "default": {"BACKEND": _mail_backend, "OPTIONS": _smtp if _mail_backend.endswith(".smtp.EmailBackend") else {}}
-}
+_mail_options: dict = {}
+if _mail_backend.endswith(".smtp.EmailBackend"):
+    _mail_options = _smtp
+elif _mail_backend.endswith(".filebased.EmailBackend"):
+    _mail_options = {"file_path": env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))}
+MAILERS = {"default": {"BACKEND": _mail_backend, "OPTIONS": _mail_options}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ML Platform Portal <portal@localhost>")
 HEALTH_TIMEOUT_SECONDS = float(env_str("HEALTH_TIMEOUT_SECONDS", "1.5"))
 HEALTH_CACHE_SECONDS = env_int("HEALTH_CACHE_SECONDS", 15)
