@@ -6,8 +6,9 @@ class ScaffolderConfig(AppConfig):
     verbose_name = "Scaffolder"
 
     def ready(self) -> None:
-        from portal.home import register_home_section
+        from portal.home import register_home_section, register_panel
         from scaffolder import job_kinds  # noqa: F401  (registers scaffolder.run)
-        from scaffolder.home import scaffolder_home_section
+        from scaffolder.home import project_panel, scaffolder_home_section
 
         register_home_section(scaffolder_home_section)
+        register_panel("project", project_panel)

@@ -14,3 +14,9 @@ def scaffolder_home_section(request) -> HomeSection | None:
     templates = list(Template.objects.order_by("title")[:4])
     runs = list(Run.objects.visible_to(user).filter(created_by=user).select_related("template")[:3])
     return HomeSection("scaffolder/_home.html", {"templates": templates, "runs": runs})
+
+
+def project_panel(request, project) -> HomeSection | None:
+    """On a catalog project page: whether it started on the golden path, and from which template commit."""
+    run = Run.objects.filter(project=project).select_related("template").first()
+    return HomeSection("scaffolder/_project_panel.html", {"run": run}) if run else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 from django.conf import settings
+from django.test import Client
 
 from catalog.models import Feature, Model, Project
 from portal.models import AuditEvent, Job, Team
@@ -79,6 +80,11 @@ def test_a_run_creates_the_repository_the_catalog_project_and_the_experiment(
     # The adoption record: scaffolded, from which template commit.
     record = Run.objects.get(project=project)
     assert record.template_commit == ml_template.commit
+    # The catalog page says where the project came from.
+    browser = Client()
+    browser.force_login(demo_users["dana"])
+    page = browser.get(project.get_absolute_url()).content.decode()
+    assert 'data-testid="scaffolded-from"' in page and ml_template.commit[:12] in page
     # MLflow has the experiment, tagged with the team and project.
     found = requests.get(
         f"{mlflow}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "churn-radar"}, timeout=10
