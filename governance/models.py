@@ -144,7 +144,11 @@ class Promotion(models.Model):
                 name="gov_one_open_request",
             )
         ]
-        indexes = [models.Index(fields=["model", "environment", "status"], name="gov_promotion_model_env")]
+        indexes = [
+            models.Index(fields=["model", "environment", "status"], name="gov_promotion_model_env"),
+            # The inbox: awaiting requests, oldest first, one page at a time.
+            models.Index(fields=["status", "created_at", "id"], name="gov_promotion_queue"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.model.name} v{self.model_version.version} → {self.environment}"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.views.decorators.http import require_POST
 
 from catalog.models import Deployment, Environment, Model, ModelVersion
@@ -72,18 +75,45 @@ def inbox(request: HttpRequest) -> HttpResponse:
     ).get_page(request.GET.get("page"))
     awaiting = list(page.object_list)
     production = _production_versions({p.model_id for p in awaiting})
-    items = [
-        {
-            "p": p,
-            "gates": _latest_gates(p),
-            "metrics": _comparison(p, production.get(p.model_id)),
-            "production": production.get(p.model_id),
-        }
-        for p in awaiting
-    ]
+    # Each card's repeated parts are built here with format_html, not by template loops and {% url %}:
+    # the inbox must stay fast with a thousand open requests (see governance_flow in docs/benchmarks.md).
+    urls = {
+        name: reverse(f"governance:promotion_{name}", args=[0]).split("/0/", 1)
+        for name in ("detail", "approve", "reject")
+    }
+    items = [_inbox_item(p, production.get(p.model_id), urls) for p in awaiting]
     drifts = list(Drift.objects.filter(resolved_at__isnull=True).select_related("model"))
     is_approver = PlatformRole.RISK_APPROVER in user_roles(request.user)
-    return render(request, "governance/inbox.html", {"items": items, "drifts": drifts, "is_approver": is_approver})
+    return render(
+        request,
+        "governance/inbox.html",
+        {"items": items, "drifts": drifts, "is_approver": is_approver, "page": page},
+    )
+
+
+def _inbox_item(p: Promotion, production: ModelVersion | None, urls: dict[str, list[str]]) -> dict:
+    gates = format_html_join(
+        "",
+        '<li class="gate" data-gate="{}"><span class="status status-{}">{}</span> <strong>{}</strong> — {}</li>',
+        (
+            (g.gate, "passed" if g.passed else "failed", "passed" if g.passed else "failed", g.title, g.summary)
+            for g in _latest_gates(p)
+        ),
+    )
+    metrics = format_html_join(
+        "",
+        '<tr><td>{}</td><td>{}</td><td>{}</td><td class="{}">{}</td></tr>',
+        ((m["name"], m["value"], m["production"], m["trend"], m["delta"]) for m in _comparison(p, production)),
+    )
+    return {
+        "p": p,
+        "gates": gates,
+        "metrics": metrics,
+        "production": production,
+        "asked": naturaltime(p.created_at),
+        "version_url": p.model_version.get_absolute_url(),
+        **{f"{name}_url": f"{head}/{p.pk}/{tail}" for name, (head, tail) in urls.items()},
+    }
 
 
 @login_required
