@@ -125,3 +125,41 @@ def emit(data: dict[str, Any]) -> None:
     """A worker's answer to its parent: one JSON line on stdout."""
     sys.stdout.write(json.dumps(data) + "\n")
     sys.stdout.flush()
+
+
+@contextmanager
+def background(args: Sequence[str], env: dict[str, str], log: Path, ready, what: str) -> Iterator[subprocess.Popen]:
+    """A server process (its own process group, output to ``log``) once ``ready()``; stopped afterwards."""
+    import signal
+
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            list(args), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"{what} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def redis_answers() -> bool:
+    """Whether Redis answers PING on 127.0.0.1:6379."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

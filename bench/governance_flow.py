@@ -20,17 +20,28 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 from bench.catalog_common import CLIENTS, GUNICORN_CMD, check, gunicorn, pg_available, pg_database, pg_portal_url
-from bench.common import PYTHON, ROOT, BenchError, Metric, Ratio, Result, Size, django_env, emit, manage, run_json
+from bench.common import (
+    PYTHON,
+    BenchError,
+    Metric,
+    Ratio,
+    Result,
+    Size,
+    background,
+    django_env,
+    emit,
+    manage,
+    redis_answers,
+    run_json,
+)
 from bench.common import setup_django as _setup_django
 from bench.http_load import free_port, load, session_login
 
@@ -49,35 +60,6 @@ FEATURE = {
 }
 
 
-def _redis_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-@contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path, ready: callable, what: str):
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"{what} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _mlflow(var: Path, stack: ExitStack) -> str:
     import requests
 
@@ -94,7 +76,7 @@ def _mlflow(var: Path, stack: ExitStack) -> str:
             "--default-artifact-root", str(var / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
             "--workers", "1"]  # fmt: skip
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    stack.enter_context(_process(args, env, var / "mlflow.log", ready, "mlflow server"))
+    stack.enter_context(background(args, env, var / "mlflow.log", ready, "mlflow server"))
     return url
 
 
@@ -103,7 +85,9 @@ def _worker(env: dict[str, str], var: Path, stack: ExitStack) -> None:
     args = [PYTHON, "-m", "celery", "-A", "portal", "worker", "--pool", "threads", "--concurrency", "2",
             "--queues", env["CELERY_TASK_DEFAULT_QUEUE"], "--loglevel", "INFO", "--without-gossip",
             "--without-mingle", "--hostname", f"{env['CELERY_TASK_DEFAULT_QUEUE']}@%h"]  # fmt: skip
-    stack.enter_context(_process(args, env, log, lambda: log.exists() and "ready" in log.read_text(), "celery worker"))
+    stack.enter_context(
+        background(args, env, log, lambda: log.exists() and "ready" in log.read_text(), "celery worker")
+    )
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -113,7 +97,7 @@ def _stats(values: list[float]) -> tuple[float, float]:
 
 def measure(size: Size) -> Result:
     s = SIZES[size]
-    on_pg = pg_available() is None and _redis_available()
+    on_pg = pg_available() is None and redis_answers()
     engine = "PostgreSQL + Redis" if on_pg else "SQLite + filesystem broker"
     result = Result(
         NAME,

@@ -24,11 +24,24 @@ import subprocess
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.common import PYTHON, ROOT, BenchError, Metric, Ratio, Result, Size, django_env, manage, sqlite_url
+from bench.common import (
+    PYTHON,
+    ROOT,
+    BenchError,
+    Metric,
+    Ratio,
+    Result,
+    Size,
+    background,
+    django_env,
+    manage,
+    redis_answers,
+    sqlite_url,
+)
 from bench.http_load import free_port
 
 NAME = "scaffolder_run"
@@ -43,27 +56,6 @@ REDIS = "redis://127.0.0.1:6379/14"
 def _percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
-
-
-@contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path, ready, what: str):
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"{what} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
 
 
 def _answers(port: int, path: str = "/") -> bool:
@@ -85,17 +77,6 @@ class _Api:
         conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
         answer = conn.getresponse()
         return answer.status, json.loads(answer.read() or b"null")
-
-
-def _redis_answers() -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def _iso(text: str):
@@ -224,7 +205,7 @@ def measure(size: Size) -> Result:
         mlflow = f"http://127.0.0.1:{mlflow_port}"
         git_url = f"http://127.0.0.1:{portal_port}/git"
         # Production's broker when one answers (CI starts Redis); the embedded one polls every second.
-        broker = REDIS if _redis_answers() else "filesystem://"
+        broker = REDIS if redis_answers() else "filesystem://"
         result.notes.append(f"broker: {'Redis on 127.0.0.1' if broker == REDIS else 'the embedded filesystem broker'}")
         env = django_env(
             sqlite_url(work / "portal.sqlite3"),
@@ -243,7 +224,7 @@ def measure(size: Size) -> Result:
         token = manage("create_token", "--user", "dana", "--name", "bench", "--scope", "write", env=env).strip()
         mlflow_env = dict(os.environ) | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         stack.enter_context(
-            _process(
+            background(
                 [
                     str(BIN / "mlflow"),
                     "server",
@@ -265,7 +246,7 @@ def measure(size: Size) -> Result:
             )
         )
         stack.enter_context(
-            _process(
+            background(
                 [str(BIN / "gunicorn"), "portal.wsgi", "-w", "2", "--threads", "4", "-b", f"127.0.0.1:{portal_port}"],
                 env,
                 work / "gunicorn.log",
@@ -275,7 +256,7 @@ def measure(size: Size) -> Result:
         )
         worker_log = work / "worker.log"
         stack.enter_context(
-            _process(
+            background(
                 [
                     PYTHON,
                     "-m",

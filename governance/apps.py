@@ -17,6 +17,6 @@ class GovernanceConfig(AppConfig):
 
 
 def _check_drift(sender, **kwargs) -> None:
-    from governance.services import drift_check
+    from governance.policy import drift_check
 
     drift_check()

@@ -14,12 +14,12 @@ from django.contrib.auth import get_user_model
 
 from catalog.models import Model, ModelVersion
 from governance.models import Drift, Promotion, Status
+from governance.policy import threshold_set
 from governance.services import (
     promotion_decide,
     promotion_override,
     promotion_request,
     rollback_request,
-    threshold_set,
 )
 from portal.models import Job, JobStatus, Team
 from portal.services.jobs import job_run

@@ -14,6 +14,6 @@ def deliver_webhook(endpoint_id: int, payload: dict) -> str:
 
 @shared_task(name="governance.tasks.drift_check")
 def drift_check() -> int:
-    from governance.services import drift_check as check
+    from governance.policy import drift_check as check
 
     return len(check())

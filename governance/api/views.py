@@ -23,6 +23,7 @@ from governance.api import serializers as s
 from governance.filtersets import PromotionFilterSet
 from governance.models import ApprovalPolicy, EvaluationThreshold, GateResult, Promotion, Vote
 from governance.permissions import require_audit_reader
+from governance.policy import threshold_set
 from governance.webhooks import webhook_create
 from portal.models import Team
 from portal.permissions import is_platform_admin, require
@@ -191,7 +192,7 @@ class ThresholdViewSet(ReadableMixin, mixins.ListModelMixin, viewsets.GenericVie
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         team = get_object_or_404(Team, slug=data.pop("team")) if data.get("team") else data.pop("team", None)
-        row = services.threshold_set(actor=request.user, team=team, **data)
+        row = threshold_set(actor=request.user, team=team, **data)
         return Response(s.ThresholdSerializer(row).data, status=201)
 
 

@@ -11,8 +11,8 @@ from mlflow import MlflowClient
 from catalog.models import Deployment, ModelVersion
 from catalog.services.features import feature_register
 from governance.models import Drift, Notification, Promotion, Status
+from governance.policy import drift_check
 from governance.services import (
-    drift_check,
     promotion_decide,
     promotion_request,
     promotion_retry_apply,

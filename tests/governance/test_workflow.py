@@ -3,7 +3,8 @@
 import pytest
 
 from governance.models import EvaluationThreshold, GateResult, Notification, Promotion, Status, Vote
-from governance.services import promotion_decide, promotion_override, promotion_request, threshold_set
+from governance.policy import threshold_set
+from governance.services import promotion_decide, promotion_override, promotion_request
 from portal.models import AuditEvent, RiskTier, RoleGrant, Team
 from portal.services.teams import Conflict
 from tests.catalog.factories import complete_version, make_model, make_version
