@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import runpy
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,17 +14,21 @@ from pathlib import Path
 from bench.common import PYTHON, ROOT, BenchError
 from bench.http_load import CLIENTS, Load, free_port, load  # noqa: F401  (re-exported)
 
-WORKERS, THREADS = 2, 4
+# The portal's own server settings (gunicorn.conf.py), as a deployment would run them.
+_CONF = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+WORKERS, THREADS = _CONF["workers"], 1  # synchronous workers: one request at a time each
 GUNICORN = Path(PYTHON).parent / "gunicorn"
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-GUNICORN_CMD = f"gunicorn portal.wsgi -w {WORKERS} --threads {THREADS} -b 127.0.0.1:<free port>"
+GUNICORN_CMD = (
+    f"gunicorn portal.wsgi -c gunicorn.conf.py -b 127.0.0.1:<free port> ({WORKERS} synchronous worker processes)"
+)
 
 
 @contextmanager
 def gunicorn(env: dict[str, str], log: Path) -> Iterator[int]:
     """A running gunicorn on a free port; yields the port once it answers."""
     port = free_port()
-    args = [str(GUNICORN), "portal.wsgi", "-w", str(WORKERS), "--threads", str(THREADS), "-b", f"127.0.0.1:{port}"]
+    args = [str(GUNICORN), "portal.wsgi", "-c", str(ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}"]
     with log.open("wb") as log_file:
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log_file, stderr=log_file)
     try:

@@ -6,8 +6,8 @@ each run; skipped with a note when 127.0.0.1:5432 does not answer).
 
 Peer: MLflow's own ``SqlAlchemyStore.search_model_versions(filter_string="name
 ILIKE '%q%'")`` over the same models and versions, in MLflow's schema on the
-same database engine, from 2 processes × 4 threads (the shape of the portal's
-gunicorn: 2 workers × 4 threads), with the same search terms.
+same database engine, from as many processes as the portal's gunicorn has
+workers (gunicorn.conf.py), with the same search terms.
 Worker: ``python -m bench.catalog_search --db-uri URI --threads 4 --seconds S``.
 """
 
@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bench.catalog_common import (
     CLIENTS,
@@ -72,6 +73,29 @@ FILTERED = [
 ]
 MAX_RESULTS = 20
 API = "/api/v1/catalog/search/"
+DISTINCT = {"smoke": 1_500, "full": 9_000}  # never-repeated queries: more than the clients can send in the run
+
+
+def _distinct_terms(portal_db: Path, n: int) -> list[str]:
+    """``n`` different queries a person might type: pieces of the catalog's names (word starts, numbers, spans).
+
+    No query repeats, so no cache along the way (the database's, the portal's) answers from a previous one.
+    """
+    import random
+    import sqlite3
+
+    with sqlite3.connect(portal_db) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM catalog_searchdoc ORDER BY id")]
+    rnd, seen, out = random.Random(20261123), set(), []
+    while len(out) < n:
+        name = rnd.choice(names)
+        starts = [0] + [i + 1 for i, c in enumerate(name) if c == "-"]
+        start = rnd.choice(starts) if rnd.random() < 0.7 else rnd.randrange(len(name) - 3)
+        term = name[start : start + rnd.randint(3, 14)].strip("-")
+        if len(term) >= 3 and term not in seen:
+            seen.add(term)
+            out.append(term)
+    return out
 
 
 def _plain_paths() -> list[str]:
@@ -115,9 +139,20 @@ def _mlflow_peer(db_uri: str, seconds: float, warmup: float, env: dict[str, str]
     return total
 
 
+def _distinct_load(port: int, headers: dict[str, str], terms: list[str], s: dict[str, Any]) -> Load:
+    """Every request a query nobody sent before in this run; warm-up on its own share of the terms."""
+    paths = [f"{API}?q={quote(t)}" for t in terms]
+    cut = len(paths) // 5
+    load(port, paths[:cut], headers, s["warmup"], disjoint=True)
+    got = load(port, paths[cut:], headers, s["seconds"], disjoint=True)
+    if got.requests > len(paths) - cut:
+        raise BenchError(f"distinct queries ran out ({got.requests:,} requests, {len(paths) - cut:,} terms)")
+    return got
+
+
 def _run_backend(
-    label: str, portal_url: str, mlflow_uri: str, var_dir: Path, s: dict[str, Any]
-) -> tuple[Load, Load, Load, int, dict[str, list[float]]]:
+    label: str, portal_url: str, mlflow_uri: str, var_dir: Path, s: dict[str, Any], terms: list[str]
+) -> tuple[Load, Load, Load, Load, int, dict[str, list[float]]]:
     env = django_env(portal_url, var_dir, ALLOWED_HOSTS="127.0.0.1")
     manage("migrate", "--verbosity", "0", env=env)  # a cached catalog may predate the latest migrations
     token = manage("create_token", "--user", "admin", "--name", "bench", env=env).strip()
@@ -129,12 +164,14 @@ def _run_backend(
         for _ in range(s["rounds"]):
             plain += load(port, _plain_paths(), headers, s["seconds"] / s["rounds"])
             filtered += load(port, _filtered_paths(), headers, s["seconds"] / s["rounds"])
+        distinct = _distinct_load(port, headers, terms, s)
         conn_body = _one(port, headers)
     check(plain, f"{label} search")
+    check(distinct, f"{label} search, distinct queries")
     check(filtered, f"{label} search with filters")
     alone = run_json([PYTHON, "-m", "bench.catalog_search", "--selector", "--rounds", str(s["rounds"] * 3)], env)
     peer = _mlflow_peer(mlflow_uri, s["seconds"], s["warmup"], env)
-    return plain, filtered, peer, conn_body, alone
+    return plain, filtered, distinct, peer, conn_body, alone
 
 
 def _one(port: int, headers: dict[str, str]) -> int:
@@ -152,11 +189,21 @@ def _median_ms(xs: list[float]) -> float:
     return sorted(xs)[len(xs) // 2] * 1000
 
 
-def _add(result: Result, label: str, plain: Load, filtered: Load, peer: Load, alone: dict[str, list[float]]) -> None:
+def _add(
+    result: Result, label: str, plain: Load, filtered: Load, distinct: Load, peer: Load, alone: dict[str, list[float]]
+) -> None:
     result.metrics += [
         Metric(f"{label}: search p95 (no filter)", plain.percentile(95), "ms", f"<= {SEARCH_TARGET_MS}", digits=1),
         Metric(f"{label}: search p50 (no filter)", plain.percentile(50), "ms", digits=1),
         Metric(f"{label}: search throughput (no filter)", plain.rate, "requests/s"),
+        Metric(
+            f"{label}: search p95, every query different (no filter)",
+            distinct.percentile(95),
+            "ms",
+            f"<= {SEARCH_TARGET_MS}",
+            digits=1,
+        ),
+        Metric(f"{label}: search p50, every query different", distinct.percentile(50), "ms", digits=1),
         Metric(
             f"{label}: facet counts — search with `team`/`task` filters, p95",
             filtered.percentile(95),
@@ -181,7 +228,7 @@ def _add(result: Result, label: str, plain: Load, filtered: Load, peer: Load, al
         Ratio(f"{label}: portal search with filters p95 ÷ MLflow p95", filtered.percentile(95) / peer.percentile(95)),
     ]
     result.notes.append(
-        f"{label}: {plain.requests:,} + {filtered.requests:,} portal requests and "
+        f"{label}: {plain.requests:,} + {filtered.requests:,} + {distinct.requests:,} portal requests and "
         f"{peer.requests:,} MLflow calls measured"
     )
 
@@ -208,6 +255,9 @@ def measure(size: Size) -> Result:
             f"queries (`?q=<term>&team=…` / `&task=…`); the facet counts are part of every answer, so the "
             f"filtered queries' full response time is reported as the facet-count figure; {s['warmup']:g} s "
             f"warm-up each, {s['seconds']:g} s measured each in {s['rounds']} round(s)",
+            f"then {DISTINCT[size]:,} different queries, never repeated in the run (pieces of the catalog's names: "
+            "word starts, model numbers, spans of 3–14 characters, drawn with a fixed seed), each client sending "
+            f"its own share; {s['warmup']:g} s warm-up on a fifth of them, {s['seconds']:g} s measured",
             "MLflow peer: the same models/versions/aliases/tags bulk-inserted through MLflow's SQLAlchemy models "
             "(`SqlRegisteredModel`, `SqlModelVersion`, …) into a database created and migrated by "
             "`SqlAlchemyStore(db_uri)` (its `create_model_version` is too slow for 50,000 versions); SQLite cached as "
@@ -224,12 +274,13 @@ def measure(size: Size) -> Result:
         mlflow_db, took = ensure_sqlite(size, "mlflow")
         gen_notes += [f"SQLite MLflow registry generated now in {took:.0f} s (now cached)"] if took else []
         portal_copy, mlflow_copy = copy_sqlite(portal_db, var_dir), copy_sqlite(mlflow_db, var_dir)
-        plain, filtered, peer, count, alone = _run_backend(
-            "SQLite", f"sqlite:///{portal_copy}", f"sqlite:///{mlflow_copy}", var_dir, s
+        terms = _distinct_terms(portal_db, DISTINCT[size])
+        plain, filtered, distinct, peer, count, alone = _run_backend(
+            "SQLite", f"sqlite:///{portal_copy}", f"sqlite:///{mlflow_copy}", var_dir, s, terms
         )
         if count == 0:
             raise BenchError("the portal found nothing: the generated catalog is missing")
-        _add(result, "SQLite", plain, filtered, peer, alone)
+        _add(result, "SQLite", plain, filtered, distinct, peer, alone)
         why = pg_available()
         if why:
             result.notes.append(f"PostgreSQL skipped: 127.0.0.1:5432 did not answer ({why})")
@@ -246,10 +297,10 @@ def measure(size: Size) -> Result:
                 gen_notes.append(
                     f"PostgreSQL: both databases generated for this run in {time.perf_counter() - started:.0f} s"
                 )
-                plain, filtered, peer, _, alone = _run_backend(
-                    "PostgreSQL", pg_portal_url(portal_name), pg_mlflow_uri(mlflow_name), var_dir, s
+                plain, filtered, distinct, peer, _, alone = _run_backend(
+                    "PostgreSQL", pg_portal_url(portal_name), pg_mlflow_uri(mlflow_name), var_dir, s, terms
                 )
-                _add(result, "PostgreSQL", plain, filtered, peer, alone)
+                _add(result, "PostgreSQL", plain, filtered, distinct, peer, alone)
     result.notes += gen_notes
     result.notes.append(
         f"targets: search p95 ≤ {SEARCH_TARGET_MS} ms, facet counts p95 ≤ {FACETS_TARGET_MS} ms, "

@@ -69,8 +69,19 @@ def session_login(port: int, username: str, password: str) -> str:
         return "; ".join(f"{c.name}={c.value}" for c in http.cookies)
 
 
-def load(port: int, paths: Sequence[str], headers: dict[str, str], seconds: float, clients: int = CLIENTS) -> Load:
-    """``clients`` threads, each with a keep-alive connection, cycling through ``paths`` until the deadline."""
+def load(
+    port: int,
+    paths: Sequence[str],
+    headers: dict[str, str],
+    seconds: float,
+    clients: int = CLIENTS,
+    *,
+    disjoint: bool = False,
+) -> Load:
+    """``clients`` threads, each with a keep-alive connection, cycling through ``paths`` until the deadline.
+
+    ``disjoint``: client k walks only ``paths[k::clients]``, so no two clients ever send the same path.
+    """
     latencies: list[list[float]] = [[] for _ in range(clients)]
     statuses: list[Counter[int]] = [Counter() for _ in range(clients)]
     errors: list[BaseException] = []
@@ -79,10 +90,10 @@ def load(port: int, paths: Sequence[str], headers: dict[str, str], seconds: floa
 
     def client(k: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        i = k  # each client starts at a different path
+        mine, i = (paths[k::clients], 0) if disjoint else (paths, k)  # each client starts at a different path
         try:
             while (started := time.perf_counter()) < deadline:
-                conn.request("GET", paths[i % len(paths)], headers=headers)
+                conn.request("GET", mine[i % len(mine)], headers=headers)
                 response = conn.getresponse()
                 response.read()
                 latencies[k].append(time.perf_counter() - started)

@@ -28,6 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from bench.catalog_common import GUNICORN_CMD
 from bench.common import (
     PYTHON,
     ROOT,
@@ -190,7 +191,7 @@ def measure(size: Size) -> Result:
         size=size,
         runs=[
             "fresh SQLite database: `manage.py migrate`, `seed_demo`, `seed_scaffolder_demo`, a `write` token for dana",
-            "gunicorn 2 workers × 4 threads (API and git server), a Celery worker (threads; Redis when it "
+            f"`{GUNICORN_CMD}` (API and git server), a Celery worker (threads; Redis when it "
             "answers, else the embedded filesystem broker), `mlflow server` (SQLite), all on 127.0.0.1",
             f"{s['rounds']} rounds, each: submit a run and poll the catalog search API until the project appears, "
             "then the run until it succeeded; then the same template by hand (the peer)",
@@ -247,7 +248,8 @@ def measure(size: Size) -> Result:
         )
         stack.enter_context(
             background(
-                [str(BIN / "gunicorn"), "portal.wsgi", "-w", "2", "--threads", "4", "-b", f"127.0.0.1:{portal_port}"],
+                [str(BIN / "gunicorn"), "portal.wsgi", "-c", str(ROOT / "gunicorn.conf.py")]
+                + ["-b", f"127.0.0.1:{portal_port}"],
                 env,
                 work / "gunicorn.log",
                 lambda: _answers(portal_port, "/healthz"),
