@@ -261,7 +261,7 @@ def measure(size: Size) -> Result:
             "MLflow peer: the same models/versions/aliases/tags bulk-inserted through MLflow's SQLAlchemy models "
             "(`SqlRegisteredModel`, `SqlModelVersion`, …) into a database created and migrated by "
             "`SqlAlchemyStore(db_uri)` (its `create_model_version` is too slow for 50,000 versions); SQLite cached as "
-            f"`{mlflow_cache_path(size).relative_to(ROOT)}`; {WORKERS} processes × {THREADS} threads calling "
+            f"`{mlflow_cache_path(size).relative_to(ROOT)}`; {WORKERS} processes × {THREADS} thread(s) calling "
             f"`store.search_model_versions(filter_string=\"name ILIKE '%<term>%'\", max_results={MAX_RESULTS})` "
             f"with the same {len(TERMS)} terms, {s['seconds']:g} s",
         ],

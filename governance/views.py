@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.humanize.templatetags.humanize import naturaltime
@@ -359,6 +362,8 @@ def audit(request: HttpRequest) -> HttpResponse:
         "verify": audit_verify() if request.GET.get("verify") else None,
         "checkpoint": AuditCheckpoint.objects.order_by("-seq").first(),
         "actions": ACTIONS,
+        # Exports come with a signed digest: without the key there is nothing to sign it with.
+        "can_sign": Path(settings.AUDIT_SIGNING_KEY_FILE).is_file(),
     }
     return render(request, "governance/audit.html", context)
 

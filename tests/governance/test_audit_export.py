@@ -102,3 +102,13 @@ def test_the_digests_form_a_chain_and_ranges_filter_by_date(auditor, tmp_path):
 def test_only_auditors_export(api_client, make_token, demo_users):
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(demo_users['dana'], 'read')}")
     assert api_client.get("/api/v1/governance/audit/export/").status_code == 403
+
+
+def test_the_audit_page_offers_signed_exports_only_once_a_signing_key_exists(client, demo_users):
+    client.force_login(demo_users["rita"])
+    page = client.get("/governance/audit/").content.decode()
+    assert 'data-testid="export-unsigned"' in page and "manage.py audit_keygen" in page
+    assert 'data-testid="export-jsonl"' not in page
+    audit_signing_key_generate()
+    page = client.get("/governance/audit/").content.decode()
+    assert 'data-testid="export-jsonl"' in page and 'data-testid="export-unsigned"' not in page
