@@ -330,7 +330,7 @@ def measure(size: Size) -> Result:
             )
         )
     result.notes.append(
-        "the portal's time includes the broker hand-off (the embedded filesystem broker polls once a second, Redis "
+        "the portal's time includes the broker hand-off (the embedded filesystem broker polls every 0.1 s, Redis "
         "hands over at once), the isolated render, the catalog registration and the MLflow experiment; the peer "
         "renders without isolation and registers nothing"
     )

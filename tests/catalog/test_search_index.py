@@ -113,3 +113,18 @@ def test_search_links_match_the_routes_they_point_to(demo_users, api_client, mak
     row = api_client.get("/api/v1/catalog/search/?q=odd").json()["results"][0]
     assert row["url"] == reverse("catalog:model_detail", args=["odd name+1"])
     assert row["api_url"] == "http://testserver" + reverse("catalog-model-detail", args=["odd name+1"])
+
+
+def test_results_rank_the_exact_name_then_prefix_then_contains_then_tag_then_team_then_the_rest(demo_users):
+    Team.objects.get_or_create(slug="vision", defaults={"name": "Vision"})
+    make_model("zz-described", team="fraud", description="a vision model")
+    make_model("zz-team-owned", team="vision")
+    make_model("zz-tagged", team="fraud", tags=["Vision-approved"])
+    make_model("best-vision-model", team="fraud")
+    make_model("vision-b", team="fraud")
+    make_model("vision-a", team="fraud")
+    make_model("Vision", team="fraud")
+    assert names({"q": "VISION"}) == [
+        "Vision", "vision-a", "vision-b", "best-vision-model", "zz-tagged", "zz-team-owned", "zz-described"
+    ]  # fmt: skip
+    assert names({}) == sorted(names({}))  # no text: by name
