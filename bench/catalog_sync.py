@@ -466,7 +466,7 @@ def _peer_warm_up(uri: str) -> None:
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
-    from catalog.services.mlflow_sync import RUN_CHUNK
+    from catalog.services.mlflow_reads import RUN_CHUNK
 
     client = MlflowClient(tracking_uri=uri)
     experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=1000)]
@@ -481,7 +481,8 @@ def _peer_fetch(uri: str, server_pgid: int, parallel: bool) -> dict[str, Any]:
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
-    from catalog.services.mlflow_sync import MODEL_CHUNK, READ_AHEAD, RUN_CHUNK
+    from catalog.services.mlflow_reads import RUN_CHUNK
+    from catalog.services.mlflow_sync import MODEL_CHUNK, READ_AHEAD
 
     threads = READ_AHEAD if parallel else 1
     client = MlflowClient(tracking_uri=uri)

@@ -27,7 +27,7 @@ from mlflow.exceptions import RestException
 
 from catalog.services import lineage as contract
 from catalog.services.features import feature_register
-from catalog.services.mlflow_sync import mlflow_probe, name_filter
+from catalog.services.mlflow_reads import mlflow_probe, name_filter
 from portal.context import audit_context
 from portal.models import Team
 

@@ -359,7 +359,7 @@ def _set_alias(name: str, alias: str, version: int) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from catalog.services.mlflow_sync import MlflowUnavailable, mlflow_probe
+    from catalog.services.mlflow_reads import MlflowUnavailable, mlflow_probe
 
     uri = settings.MLFLOW_TRACKING_URI
     try:

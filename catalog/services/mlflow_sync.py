@@ -20,18 +20,15 @@ side, and this keeps it busy.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -39,9 +36,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 from mlflow.entities.model_registry import ModelVersion as MlflowVersion
 from mlflow.entities.model_registry import RegisteredModel
-from mlflow.exceptions import MlflowException, RestException
 
 from catalog.models import Model, ModelVersion, Project, Source, WorkloadType
+from catalog.services import mlflow_reads
 from catalog.services.entities import VersionFromMlflow, entity_save, model_versions_sync
 from catalog.services.lineage import (
     MODEL_TAG_FRAMEWORK,
@@ -50,9 +47,13 @@ from catalog.services.lineage import (
     MODEL_TAG_TASK,
     MODEL_TAG_TEAM,
     MODEL_TAG_WORKLOAD,
-    DatasetInput,
-    RunLineage,
-    lineage_from_run,
+)
+from catalog.services.mlflow_reads import (
+    PAGE_SIZE,
+    MlflowReader,
+    mlflow_probe,
+    read_ahead,
+    run_lineage,
 )
 from portal.models import RiskTier, Team
 from portal.services.audit import PendingEvent, audit_record_many, snapshot
@@ -61,20 +62,12 @@ from portal.services.teams import team_create
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE = 1000  # registered models and experiments per page
-VERSION_PAGE = 10_000  # versions per page (MLflow's default maximum)
 MODEL_CHUNK = 100  # models per group: one search_model_versions call, one transaction
-RUN_CHUNK = 1000  # run ids per search_runs call (the server parses every id: larger calls save little)
 READ_AHEAD = 2  # groups read in background threads while one is written (requests in flight)
-CONNECT_TIMEOUT_SECONDS = 5.0
 UNASSIGNED_SLUG, UNASSIGNED_NAME = "unassigned", "Unassigned"
 RISK_TIERS = {label: value for value, label in RiskTier.choices}
 PENDING = "PENDING_REGISTRATION"
 COUNTED = ("models_changed", "models_created", "models_orphaned", "versions_written", "runs_read", "problems")
-
-
-class MlflowUnavailable(RuntimeError):
-    """MLflow did not answer, or answered with an error; the catalog was left as it was."""
 
 
 @dataclass
@@ -85,13 +78,10 @@ class _Pending:
     versions: list[MlflowVersion] | None
 
 
-@dataclass
-class _Sync:
-    client: MlflowClient
-    uri: str
+@dataclass(kw_only=True)
+class _Sync(MlflowReader):
     ctx: JobContext | None
     full: bool
-    experiment_ids: list[str] = field(default_factory=list)
     models: dict[str, Model] = field(default_factory=dict)
     projects: dict[str, Project] = field(default_factory=dict)
     teams: dict[str, Team] = field(default_factory=dict)
@@ -109,24 +99,6 @@ class _Sync:
     def check_cancelled(self) -> None:
         if self.ctx is not None:
             self.ctx.check_cancelled()
-
-    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call the MLflow client; turn its failures into one clear error."""
-        try:
-            return fn(*args, **kwargs)
-        except RestException as exc:
-            raise MlflowUnavailable(f"MLflow at {self.uri} returned an error: {exc}") from exc
-        except (MlflowException, requests.RequestException, OSError) as exc:
-            raise MlflowUnavailable(f"MLflow at {self.uri} is not answering: {exc}") from exc
-
-    def pages(self, fn: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
-        token: str | None = None
-        while True:
-            page = self.call(fn, page_token=token, **kwargs)
-            yield from page
-            token = page.token
-            if not token:
-                return
 
 
 def mlflow_sync(*, ctx: JobContext | None, tracking_uri: str, full: bool = False) -> dict:
@@ -169,14 +141,15 @@ def mlflow_sync(*, ctx: JobContext | None, tracking_uri: str, full: bool = False
         sync.log(f"{len(registered)} registered models; {len(changed)} to read again.")
     with sync.step("Versions and runs"):
         chunks = [changed[start : start + MODEL_CHUNK] for start in range(0, len(changed), MODEL_CHUNK)]
-        with closing(_read_ahead(lambda chunk: _read(sync, chunk), chunks, READ_AHEAD)) as reads:
-            for chunk, (versions, runs) in reads:
+        names = [[rm.name for rm in chunk] for chunk in chunks]
+        with closing(read_ahead(sync.versions_and_runs, names, READ_AHEAD)) as reads:
+            for chunk, (_, (versions, runs)) in zip(chunks, reads, strict=True):
                 sync.check_cancelled()
                 group = [_Pending(rm, versions[rm.name]) for rm in chunk]
                 run_ids = _run_ids(group)
                 sync.counts["runs_read"] += len(runs)
                 if run_ids:
-                    batches = math.ceil(len(run_ids) / RUN_CHUNK)
+                    batches = math.ceil(len(run_ids) / mlflow_reads.RUN_CHUNK)
                     sync.log(f"Read {len(runs)} of {len(run_ids)} runs in {batches} batches.")
                 _write(sync, group, runs)
     with sync.step("Summary"):
@@ -189,28 +162,6 @@ def mlflow_sync(*, ctx: JobContext | None, tracking_uri: str, full: bool = False
             )
         )
     return summary
-
-
-def mlflow_probe(uri: str) -> None:
-    """Fail fast: the MLflow client retries a refused connection for minutes."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        response = requests.get(uri.rstrip("/") + "/health", timeout=CONNECT_TIMEOUT_SECONDS)
-    except requests.RequestException as exc:
-        raise MlflowUnavailable(f"MLflow at {uri} is not answering: {type(exc).__name__}: {exc}") from exc
-    if response.status_code >= 500:
-        raise MlflowUnavailable(f"MLflow at {uri} is not answering: /health returned HTTP {response.status_code}")
-
-
-def name_filter(name: str) -> str:
-    """An exact-name filter. MLflow's parser has no escapes, so pick the quote the name lacks."""
-    if "'" not in name:
-        return f"name='{name}'"
-    if '"' not in name:
-        return f'name="{name}"'
-    prefix = name[: min(name.index("'"), name.index('"'))]
-    return f"name LIKE '{prefix}%'"  # callers keep only the exact name
 
 
 def _stored_versions() -> tuple[dict[int, dict[str, int]], set[int]]:
@@ -230,89 +181,6 @@ def _stored_versions() -> tuple[dict[int, dict[str, int]], set[int]]:
 
 def _run_ids(group: list[_Pending]) -> set[str]:
     return {v.run_id for p in group for v in p.versions or [] if v.run_id}
-
-
-def _read(sync: _Sync, chunk: list[RegisteredModel]) -> tuple[dict[str, list[MlflowVersion]], dict[str, Run]]:
-    """A group's versions and their runs. MLflow calls only: this runs in the read-ahead thread, with no database."""
-    versions = _versions_of(sync, [rm.name for rm in chunk])
-    return versions, _fetch_runs(sync, sorted({v.run_id for vs in versions.values() for v in vs if v.run_id}))
-
-
-def _versions_of(sync: _Sync, names: list[str]) -> dict[str, list[MlflowVersion]]:
-    """Every version of these models in one call (and pages); a name with a quote in it gets its own call."""
-    plain = [name for name in names if "'" not in name]
-    calls = [(name_filter(name), {name}) for name in names if "'" in name]  # name_filter may match more
-    if plain:
-        calls.append(("name IN ({})".format(", ".join(f"'{name}'" for name in plain)), set(plain)))
-    found: dict[str, list[MlflowVersion]] = {name: [] for name in names}
-    for filter_string, wanted in calls:
-        for v in sync.pages(sync.client.search_model_versions, filter_string=filter_string, max_results=VERSION_PAGE):
-            if v.name in wanted:
-                found[v.name].append(v)
-    return found
-
-
-def _read_ahead[T, R](fetch: Callable[[T], R], items: list[T], depth: int) -> Generator[tuple[T, R]]:
-    """Yield (item, fetch(item)) in order; up to ``depth`` next items are fetched in threads meanwhile.
-
-    Close it (``closing``) so its threads are let go at once if the caller stops early.
-    """
-    pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="mlflow-read-ahead")
-    try:
-        ahead: deque[tuple[T, Future[R]]] = deque()
-        for item in items:
-            ahead.append((item, pool.submit(fetch, item)))
-            if len(ahead) > depth:
-                done, future = ahead.popleft()
-                yield done, future.result()
-        while ahead:
-            done, future = ahead.popleft()
-            yield done, future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _fetch_runs(sync: _Sync, run_ids: list[str]) -> dict[str, Run]:
-    runs: dict[str, Run] = {}
-    for start in range(0, len(run_ids), RUN_CHUNK):
-        chunk = run_ids[start : start + RUN_CHUNK]
-        quoted = ", ".join(f"'{run_id}'" for run_id in chunk)
-        for run in sync.pages(
-            sync.client.search_runs,
-            experiment_ids=sync.experiment_ids,
-            filter_string=f"attributes.run_id IN ({quoted})",
-            run_view_type=ViewType.ALL,
-            max_results=RUN_CHUNK,
-        ):
-            runs[run.info.run_id] = run
-    return runs
-
-
-def _lineage(run_id: str, runs: dict[str, Run]) -> RunLineage:
-    run = runs.get(run_id)
-    if run is None:
-        lineage = lineage_from_run(tags={}, params={}, metrics={}, datasets=[])
-        if run_id:
-            lineage.problems.append(f"run {run_id} was not found in MLflow")
-        return lineage
-    datasets = []
-    for item in run.inputs.dataset_inputs if run.inputs else []:
-        ds = item.dataset
-        datasets.append(DatasetInput(name=ds.name, digest=ds.digest, uri=_dataset_uri(ds.source)))
-    return lineage_from_run(tags=run.data.tags, params=run.data.params, metrics=run.data.metrics, datasets=datasets)
-
-
-def _dataset_uri(source: str) -> str:
-    """MLflow stores a dataset's source as JSON such as {"uri": "s3://…"}; keep the URI."""
-    try:
-        parsed = json.loads(source)
-    except (TypeError, ValueError):
-        return (source or "")[:500]
-    if isinstance(parsed, dict):
-        for key in ("uri", "url", "path", "table_name"):
-            if parsed.get(key):
-                return str(parsed[key])[:500]
-    return (source or "")[:500]
 
 
 def _model_fields(sync: _Sync, rm: RegisteredModel, model: Model | None) -> dict[str, Any]:
@@ -490,7 +358,7 @@ def _save_versions(sync: _Sync, items: list[_Pending], runs: dict[str, Run]) -> 
                     aliases=sorted(set(by_version.get(number, [])) | set(v.aliases or [])),
                     description=v.description or "",
                     source_uri=v.source or "",
-                    lineage=_lineage(v.run_id or "", runs),
+                    lineage=run_lineage(v.run_id or "", runs),
                     created_ms=v.creation_timestamp,
                     updated_ms=v.last_updated_timestamp,
                 )

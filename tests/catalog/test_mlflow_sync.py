@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 
 from catalog.models import Feature, Model, ModelVersion, Project
-from catalog.services import mlflow_sync as sync_module
+from catalog.services import mlflow_reads as reads_module
 from catalog.services.features import feature_register
 from portal.models import AuditEvent, Job, JobStatus, RiskTier, Team
 from portal.services.jobs import job_enqueue
@@ -52,7 +52,7 @@ def uid(prefix: str) -> str:
 
 def register(client, experiment_id, name, *, tags=None, params=None, metrics=None, datasets=(), model_tags=None) -> int:
     """A run (with the given lineage) and a model version made from it; returns the version number."""
-    if name not in {m.name for m in client.search_registered_models(filter_string=sync_module.name_filter(name))}:
+    if name not in {m.name for m in client.search_registered_models(filter_string=reads_module.name_filter(name))}:
         client.create_registered_model(name, tags=model_tags or {}, description=f"{name} for tests")
     run = client.create_run(experiment_id, tags=tags or {})
     now = int(time.time() * 1000)
@@ -292,7 +292,7 @@ def test_runs_are_fetched_in_batches_not_per_version(
     name, n = uid("many"), 25
     for _ in range(n):
         register(client, experiment_id, name, tags=COMPLETE, model_tags={"mlplatform.team": "fraud"})
-    monkeypatch.setattr(sync_module, "RUN_CHUNK", 10)
+    monkeypatch.setattr(reads_module, "RUN_CHUNK", 10)
     calls: dict[str, list] = {"search_runs": [], "get_run": [], "search_model_versions": []}
     for method in calls:
         original = getattr(MlflowClient, method)

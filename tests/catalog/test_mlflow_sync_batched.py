@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 
 from catalog.models import Dataset, Model, ModelVersion, SearchDoc
 from catalog.selectors import catalog_search
+from catalog.services import mlflow_reads as reads_module
 from catalog.services import mlflow_sync as sync_module
 from catalog.services.entities import (
     VERSION_FIELDS,
@@ -178,7 +179,7 @@ def test_a_sync_in_small_groups_writes_every_model_version_and_audit_event_once(
         for _ in range(count % 3 + 1):
             register(client, experiment_id, name, tags=COMPLETE, model_tags={"mlplatform.team": "fraud"})
     monkeypatch.setattr(sync_module, "MODEL_CHUNK", 2)
-    monkeypatch.setattr(sync_module, "RUN_CHUNK", 2)
+    monkeypatch.setattr(reads_module, "RUN_CHUNK", 2)
     calls: list[str] = []
     original = MlflowClient.search_model_versions
     monkeypatch.setattr(

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.demo_mlflow import DemoSetupError, seed_mlflow_demo
-from catalog.services.mlflow_sync import MlflowUnavailable
+from catalog.services.mlflow_reads import MlflowUnavailable
 
 
 class Command(BaseCommand):
