@@ -24,19 +24,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.catalog_common import free_port, pg_available, pg_database, pg_portal_url
+from bench.catalog_common import pg_available, pg_database, pg_portal_url
 from bench.catalog_gen import FEATURES, TEAM_SLUGS, copy_sqlite, ensure_sqlite, mlflow_runs_cache_path
 from bench.catalog_gen import SIZES as GEN_SIZES
 from bench.common import (
@@ -56,6 +54,7 @@ from bench.common import (
     sqlite_url,
     stopwatch,
 )
+from bench.mlflow_server import SERVER_CMD, group_cpu, mlflow_server, wait_for
 
 NAME = "catalog_sync"
 FULL_TARGET_S = 60
@@ -63,67 +62,6 @@ RESYNC_TARGET_S = 5
 RATIO_TARGET = 1.5
 SIZES: dict[str, dict[str, Any]] = {"smoke": {"command": False}, "full": {"command": True}}
 PREPARED_VERSION = 1  # bump when the prepared (empty) portal database changes
-MLFLOW = Path(PYTHON).parent / "mlflow"
-SERVER_WORKERS = 2  # uvicorn processes: one per core of the 2-core machine the figures come from
-# The GenAI job runner (huey processes) is not used by the sync: off, as in the tests, to leave the CPU to the server.
-SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-SERVER_CMD = f"mlflow server --backend-store-uri sqlite:///<copy> --workers {SERVER_WORKERS}"
-
-
-@contextmanager
-def mlflow_server(db: Path, work: Path) -> Iterator[tuple[str, int]]:
-    """Start ``mlflow server`` on the SQLite file and a free port; yields its URL and process group at once.
-
-    It takes seconds to start: the workers wait for it (``wait_for``) while they import.
-    """
-    port = free_port()
-    args = [str(MLFLOW), "server", "--backend-store-uri", sqlite_url(db), "--default-artifact-root"]
-    args += [str(work / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", str(SERVER_WORKERS)]
-    log = work / "mlflow-server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args, cwd=work, env={**os.environ, **SERVER_ENV}, stdout=out, stderr=out, start_new_session=True
-        )
-    try:
-        yield f"http://127.0.0.1:{port}", proc.pid
-    except BenchError as exc:
-        raise BenchError(f"{exc}\nmlflow server (exit status {proc.poll()}):\n{log.read_text()[-2000:]}") from exc
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_for(url: str, timeout: float = 180) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/health", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise BenchError(f"mlflow server did not answer on {url} within {timeout:.0f} s")
-
-
-def group_cpu(pgid: int) -> float:
-    """CPU-seconds used so far by the live processes of a process group (the server and its workers)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def prepared_portal(env_dir: Path) -> Path:
